@@ -16,8 +16,8 @@ import (
 // handsets with zero think time do.
 type instantUser struct{ pin string }
 
-func (instantUser) Show(string)                                        {}
-func (instantUser) Confirm(context.Context, string) (bool, error)      { return true, nil }
+func (instantUser) Show(string)                                   {}
+func (instantUser) Confirm(context.Context, string) (bool, error) { return true, nil }
 func (u instantUser) AskPIN(context.Context, string, int, int) (string, bool, error) {
 	return u.pin, true, nil
 }

@@ -415,7 +415,7 @@ func TestOTASecurity(t *testing.T) {
 	card, is := newTestCard(t, Options{})
 	op := &testOperator{t: t, rec: is, spi: vmacSPI}
 	op.send(card, &scriptUser{}, &vmac.Info{Ref: 1}) // counter 1 accepted
-	_, replay := op.wrap(&vmac.Info{Ref: 2})          // counter 2
+	_, replay := op.wrap(&vmac.Info{Ref: 2})         // counter 2
 	if _, err := card.Process(context.Background(), replay, &scriptUser{}); err != nil {
 		t.Fatal(err)
 	}
