@@ -1,0 +1,103 @@
+package archtest
+
+import (
+	"encoding/json"
+	"io"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+)
+
+type pkg struct {
+	ImportPath string
+	Imports    []string
+	Deps       []string
+}
+
+func listPackages(t *testing.T) []pkg {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-json", "mobileid/...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	var pkgs []pkg
+	dec := json.NewDecoder(strings.NewReader(string(out)))
+	for {
+		var p pkg
+		if err := dec.Decode(&p); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		pkgs = append(pkgs, p)
+	}
+	if len(pkgs) < 5 {
+		t.Fatalf("go list found %d packages", len(pkgs))
+	}
+	return pkgs
+}
+
+// simAllowed are the only packages that may depend on the SIM: the
+// handsets that hold cards and the wiring.
+var simAllowed = []string{
+	"mobileid/internal/sim",
+	"mobileid/internal/handset",
+	"mobileid/internal/up",
+	"mobileid/cmd/mobileid",
+}
+
+// TestOperatorSideNeverImportsSIM checks that no operator-side package
+// reaches the SIM except through SMS: the private keys and PINs exist only
+// inside internal/sim.
+func TestOperatorSideNeverImportsSIM(t *testing.T) {
+	for _, p := range listPackages(t) {
+		if slices.Contains(simAllowed, p.ImportPath) {
+			continue
+		}
+		for _, d := range p.Deps {
+			if d == "mobileid/internal/sim" || d == "mobileid/internal/handset" {
+				t.Errorf("%s depends on %s", p.ImportPath, d)
+			}
+		}
+	}
+}
+
+// TestSIMDoesNoIO checks that the secure element knows nothing of files,
+// networks or databases: it takes packets and returns packets.
+func TestSIMDoesNoIO(t *testing.T) {
+	forbidden := []string{"os", "net", "net/http", "database/sql", "log", "log/slog"}
+	for _, p := range listPackages(t) {
+		if p.ImportPath != "mobileid/internal/sim" {
+			continue
+		}
+		for _, imp := range p.Imports {
+			if slices.Contains(forbidden, imp) {
+				t.Errorf("internal/sim imports %s", imp)
+			}
+		}
+		return
+	}
+	t.Fatal("internal/sim not found")
+}
+
+// TestCodecsArePure checks that the shared codecs do no I/O either.
+func TestCodecsArePure(t *testing.T) {
+	codecs := []string{"mobileid/internal/ota", "mobileid/internal/sms", "mobileid/internal/vmac"}
+	forbidden := []string{"os", "net", "net/http", "database/sql", "log", "log/slog"}
+	seen := 0
+	for _, p := range listPackages(t) {
+		if !slices.Contains(codecs, p.ImportPath) {
+			continue
+		}
+		seen++
+		for _, imp := range p.Imports {
+			if slices.Contains(forbidden, imp) {
+				t.Errorf("%s imports %s", p.ImportPath, imp)
+			}
+		}
+	}
+	if seen != len(codecs) {
+		t.Errorf("found %d of the %d codec packages", seen, len(codecs))
+	}
+}
