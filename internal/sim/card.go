@@ -359,36 +359,35 @@ func (c *Card) busy(data []byte) []byte {
 // ChangePIN replaces a PIN after checking the old one, from the phone's
 // menu. A wrong old PIN counts as a try.
 func (c *Card) ChangePIN(which PINRef, oldPIN, newPIN string) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	s, err := c.pin(which)
-	if err != nil {
-		return err
-	}
-	if min, max := which.lengths(); !validPIN(newPIN, min, max) {
-		return ErrPINFormat
-	}
-	ok, blocked := s.verify(oldPIN)
-	c.changed = true
-	switch {
-	case ok:
-	case blocked:
-		return ErrPINBlocked
-	default:
+	return c.replacePIN(which, newPIN, func(s *secret) error {
+		switch ok, blocked := s.verify(oldPIN); {
+		case ok:
+			return nil
+		case blocked:
+			return ErrPINBlocked
+		}
 		return ErrWrongPIN
-	}
-	ns, err := newSecret(c.rand, newPIN, PINTries)
-	if err != nil {
-		return err
-	}
-	*s = *ns
-	return nil
+	})
 }
 
 // Unblock sets a new PIN with the PUK, from the phone's menu. Ten wrong
 // PUKs block the card: its keys can no longer be used and only a new
 // registration helps.
 func (c *Card) Unblock(which PINRef, puk, newPIN string) error {
+	return c.replacePIN(which, newPIN, func(*secret) error {
+		switch ok, blocked := c.d.PUK.verify(puk); {
+		case ok:
+			return nil
+		case blocked:
+			return ErrCardBlocked
+		}
+		return ErrWrongPUK
+	})
+}
+
+// replacePIN sets a new value for a PIN once check, which may count a
+// try, has passed.
+func (c *Card) replacePIN(which PINRef, newPIN string, check func(*secret) error) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	s, err := c.pin(which)
@@ -398,14 +397,9 @@ func (c *Card) Unblock(which PINRef, puk, newPIN string) error {
 	if min, max := which.lengths(); !validPIN(newPIN, min, max) {
 		return ErrPINFormat
 	}
-	ok, blocked := c.d.PUK.verify(puk)
 	c.changed = true
-	switch {
-	case ok:
-	case blocked:
-		return ErrCardBlocked
-	default:
-		return ErrWrongPUK
+	if err := check(s); err != nil {
+		return err
 	}
 	ns, err := newSecret(c.rand, newPIN, PINTries)
 	if err != nil {

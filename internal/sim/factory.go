@@ -37,16 +37,7 @@ type VendorCA struct {
 // NewVendorCA creates a vendor CA with an ECDSA P-256 key, valid for 20
 // years from now.
 func NewVendorCA(name string, now time.Time) (*VendorCA, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, fmt.Errorf("sim: generate vendor CA key: %w", err)
-	}
-	serial, err := randSerial()
-	if err != nil {
-		return nil, err
-	}
 	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
 		Subject:               pkix.Name{CommonName: name, Organization: []string{"mobileid SIM factory"}},
 		NotBefore:             now.Add(-time.Hour),
 		NotAfter:              now.AddDate(20, 0, 0),
@@ -55,15 +46,35 @@ func NewVendorCA(name string, now time.Time) (*VendorCA, error) {
 		IsCA:                  true,
 		MaxPathLenZero:        true,
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	key, der, err := newCertifiedKey(tmpl, nil, nil)
 	if err != nil {
-		return nil, fmt.Errorf("sim: create vendor CA certificate: %w", err)
+		return nil, fmt.Errorf("sim: create vendor CA: %w", err)
 	}
 	cert, err := x509.ParseCertificate(der)
 	if err != nil {
 		return nil, err
 	}
 	return &VendorCA{Cert: cert, key: key}, nil
+}
+
+// newCertifiedKey generates an ECDSA P-256 key and certifies it with
+// tmpl, signed by parent's key, or self-signed when parent is nil.
+func newCertifiedKey(tmpl, parent *x509.Certificate, parentKey crypto.Signer) (*ecdsa.PrivateKey, []byte, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, fmt.Errorf("generate key: %w", err)
+	}
+	if tmpl.SerialNumber, err = randSerial(); err != nil {
+		return nil, nil, err
+	}
+	if parent == nil {
+		parent, parentKey = tmpl, key
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, key.Public(), parentKey)
+	if err != nil {
+		return nil, nil, fmt.Errorf("create certificate: %w", err)
+	}
+	return key, der, nil
 }
 
 func randSerial() (*big.Int, error) {
@@ -190,24 +201,15 @@ func (f *Factory) Issue(iccid, imsi, msisdn string) (*Issued, error) {
 	if err := rec.Validate(); err != nil {
 		return nil, err
 	}
-	attKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, fmt.Errorf("sim: generate attestation key: %w", err)
-	}
-	serial, err := randSerial()
-	if err != nil {
-		return nil, err
-	}
 	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: "VMAC card " + iccid, SerialNumber: iccid, Organization: f.CA.Cert.Subject.Organization},
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     f.CA.Cert.NotAfter,
-		KeyUsage:     x509.KeyUsageDigitalSignature,
+		Subject:   pkix.Name{CommonName: "VMAC card " + iccid, SerialNumber: iccid, Organization: f.CA.Cert.Subject.Organization},
+		NotBefore: now.Add(-time.Hour),
+		NotAfter:  f.CA.Cert.NotAfter,
+		KeyUsage:  x509.KeyUsageDigitalSignature,
 	}
-	certDER, err := x509.CreateCertificate(rand.Reader, tmpl, f.CA.Cert, attKey.Public(), f.CA.key)
+	attKey, certDER, err := newCertifiedKey(tmpl, f.CA.Cert, f.CA.key)
 	if err != nil {
-		return nil, fmt.Errorf("sim: certify attestation key: %w", err)
+		return nil, fmt.Errorf("sim: attestation key: %w", err)
 	}
 	attDER, err := x509.MarshalPKCS8PrivateKey(attKey)
 	if err != nil {
