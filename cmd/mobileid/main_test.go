@@ -13,6 +13,7 @@ import (
 
 	"mobileid/internal/sim"
 	"mobileid/internal/simbatch"
+	"mobileid/internal/simfactory"
 )
 
 // runCmd runs the binary's entry point in-process.
@@ -129,7 +130,7 @@ func TestSIMIssue(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("sim issue: %d %s", code, errOut)
 	}
-	fh, err := os.Open(filepath.Join(dir, batchOperatorFile))
+	fh, err := os.Open(filepath.Join(dir, simfactory.OperatorFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,10 +147,10 @@ func TestSIMIssue(t *testing.T) {
 		t.Errorf("MSISDNs (-want +got):\n%s", diff)
 	}
 	var f sim.Factory
-	if err := loadFactory(&f, dir); err != nil {
+	if err := simfactory.LoadFactory(&f, dir); err != nil {
 		t.Fatalf("loadFactory: %v", err)
 	}
-	img, err := os.ReadFile(filepath.Join(dir, batchCardsDir, recs[1].ICCID+".card"))
+	img, err := os.ReadFile(filepath.Join(dir, simfactory.CardsDir, recs[1].ICCID+".card"))
 	if err != nil {
 		t.Fatal(err)
 	}
