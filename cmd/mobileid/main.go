@@ -39,6 +39,8 @@ func registry() []command {
 		{"ota wrap", "wrap data into a TS 102 225 secured command packet", runOTAWrap},
 		{"ota unwrap", "decode and verify a secured command or response packet", runOTAUnwrap},
 		{"sim issue", "make a batch of SIM profiles: the operator's file and sealed card images", runSIMIssue},
+		{"network", "run the simulated mobile network: SMSC, virtual phones and the phone console", runNetwork},
+		{"messaging", "run the Messaging Server: SMPP ESME with a durable outbox and inbox", runMessaging},
 	}
 }
 

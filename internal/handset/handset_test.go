@@ -199,18 +199,21 @@ func TestAbsent(t *testing.T) {
 		msisdn string
 		setup  func()
 		reason AbsentReason
+		absent bool   // the SMSC should retry
+		code   uint16 // GSM MAP error for the receipt
 	}{
-		{"switched off", o.msisdn, func() { p.SetPower(false) }, ReasonPoweredOff},
-		{"out of coverage", o.msisdn, func() { p.SetPower(true); p.SetCoverage(false) }, ReasonNoCoverage},
-		{"unknown number", "+37299999999", func() {}, ReasonUnknown},
+		{"switched off", o.msisdn, func() { p.SetPower(false) }, ReasonPoweredOff, true, 0x1B},
+		{"out of coverage", o.msisdn, func() { p.SetPower(true); p.SetCoverage(false) }, ReasonNoCoverage, true, 0x1B},
+		{"unknown number", "+37299999999", func() {}, ReasonUnknown, false, 0x01},
+		{"unknown number without +", "37299999999", func() {}, ReasonUnknown, false, 0x01},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.setup()
 			err := n.DeliverSMS(context.Background(), tt.msisdn, tpdus[0])
 			var ae *AbsentError
-			if !absent(err) || !errors.As(err, &ae) || ae.Reason != tt.reason {
-				t.Fatalf("DeliverSMS(%s) = %v, want absent: %v", tt.msisdn, err, tt.reason)
+			if absent(err) != tt.absent || !errors.As(err, &ae) || ae.Reason != tt.reason || ae.NetworkErrorCode() != tt.code {
+				t.Fatalf("DeliverSMS(%s) = %v, want %v (absent %v, code %d)", tt.msisdn, err, tt.reason, tt.absent, tt.code)
 			}
 		})
 	}

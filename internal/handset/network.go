@@ -114,7 +114,20 @@ func (e *AbsentError) Error() string {
 
 // Absent reports true: the subscriber is absent, so the message should
 // be kept and retried.
-func (e *AbsentError) Absent() bool { return true }
+//
+// An unknown number is not absent but permanently unreachable, so the SMSC
+// gives up at once instead of retrying until the message expires.
+func (e *AbsentError) Absent() bool { return e.Reason != ReasonUnknown }
+
+// NetworkErrorCode returns the GSM MAP error the SMSC puts into a delivery
+// receipt: 27 (absent subscriber) for a phone that is off or out of
+// coverage, 1 (unknown subscriber) for a number no phone has.
+func (e *AbsentError) NetworkErrorCode() uint16 {
+	if e.Reason == ReasonUnknown {
+		return 0x0001
+	}
+	return 0x001B
+}
 
 // Config tunes a Network. The zero value works once an Uplink is set.
 type Config struct {
@@ -353,16 +366,25 @@ func (n *Network) DeliverSMS(ctx context.Context, msisdn string, tpdu []byte) er
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	p := n.byMSISDN[msisdn]
+	p := n.byMSISDN[normalMSISDN(msisdn)]
 	if p == nil {
 		return &AbsentError{MSISDN: msisdn, Reason: ReasonUnknown}
 	}
 	return p.deliver(tpdu)
 }
 
-// Phone returns the phone with the given number.
+// normalMSISDN writes a number the way the phones are keyed: with a
+// leading +, as SMPP peers often leave it out.
+func normalMSISDN(s string) string {
+	if s != "" && s[0] != '+' {
+		return "+" + s
+	}
+	return s
+}
+
+// Phone returns the phone with the given number (with or without +).
 func (n *Network) Phone(msisdn string) (*Phone, bool) {
-	p, ok := n.byMSISDN[msisdn]
+	p, ok := n.byMSISDN[normalMSISDN(msisdn)]
 	return p, ok
 }
 
