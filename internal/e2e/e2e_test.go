@@ -92,6 +92,9 @@ func newWorld(t testing.TB, n int, faults smsc.Faults) *world {
 	return w
 }
 
+// smscNoFaults is a radio without faults.
+var smscNoFaults = smsc.Faults{}
+
 // collector is the Messaging Server's Handler in these tests: it hands
 // every MO to a channel.
 type collector struct {
