@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"errors"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -314,12 +313,12 @@ func TestPersistBeforeSend(t *testing.T) {
 	path := filepath.Join(b.dir, cardsDir, is.Record.ICCID+cardExt)
 	counters := make(chan uint64, 10)
 	up.onSubmit = func(string, []byte) {
-		img, err := os.ReadFile(path)
+		imgs, _, err := readImages(path)
 		if err != nil {
 			t.Error(err)
 			return
 		}
-		c, err := sim.Open(img, factory(t).FactoryKey, sim.Options{})
+		c, err := sim.Open(imgs[0], factory(t).FactoryKey, sim.Options{})
 		if err != nil {
 			t.Error(err)
 			return

@@ -108,8 +108,8 @@ type Phone struct {
 	msisdn string
 	id     string // the number's digits, for URLs and element ids
 	card   *sim.Card
-	path   string // the card image file, rewritten after every change
-	puk    string // from the subscriber's mailer; never logged or rendered unasked
+	state  *stateFile // the card's live state, written after every change
+	puk    string     // from the subscriber's mailer; never logged or rendered unasked
 
 	saveMu  sync.Mutex // serialises image writes so that they land in order
 	unsaved bool       // an earlier write failed; guarded by saveMu
@@ -135,9 +135,9 @@ type Phone struct {
 	lastErr     string
 }
 
-func newPhone(n *Network, c *sim.Card, path, puk string) *Phone {
+func newPhone(n *Network, c *sim.Card, state *stateFile, puk string) *Phone {
 	p := &Phone{
-		n: n, msisdn: c.MSISDN(), card: c, path: path, puk: puk,
+		n: n, msisdn: c.MSISDN(), card: c, state: state, puk: puk,
 		power: true, coverage: true,
 	}
 	p.id = strings.TrimPrefix(p.msisdn, "+")
@@ -453,7 +453,7 @@ func (p *Phone) persist() error {
 		p.unsaved = true
 		return fmt.Errorf("seal card image: %w", err)
 	}
-	if err := writeFileAtomic(p.path, img); err != nil {
+	if err := p.state.write(img, p.n.cfg.SyncWrites); err != nil {
 		p.unsaved = true
 		return fmt.Errorf("store card image: %w", err)
 	}
