@@ -41,6 +41,10 @@ func registry() []command {
 		{"sim issue", "make a batch of SIM profiles: the operator's file and sealed card images", runSIMIssue},
 		{"network", "run the simulated mobile network: SMSC, virtual phones and the phone console", runNetwork},
 		{"messaging", "run the Messaging Server: SMPP ESME with a durable outbox and inbox", runMessaging},
+		{"ca init", "run the CA key ceremony: root, issuing CA, OCSP responder and TSA certificates", runCAInit},
+		{"ca revoke", "revoke a certificate and publish a new CRL", runCARevoke},
+		{"ca list", "list issued certificates", runCAList},
+		{"ca", "serve the CA: certificates, CRL, OCSP, TSA and the internal issuance API", runCA},
 	}
 }
 

@@ -239,3 +239,72 @@ func (c *CA) CertStatus(ctx context.Context, serial *big.Int) (status int, revok
 	}
 	return CertStatusRevoked, time.UnixMicro(at.Int64), int(rs.Int64), nil
 }
+
+// WatchRevocations makes revocations committed by other processes visible
+// to this one's OnRevoke callbacks within about every interval: every
+// revocation, hold and release issues a new CRL, so a cheap look at the
+// CRL number tells whether anything changed, and only then are the
+// certificates revoked since the last look read. It returns when ctx is
+// done.
+func (c *CA) WatchRevocations(ctx context.Context, interval time.Duration) error {
+	if interval <= 0 {
+		interval = time.Second
+	}
+	var lastNumber int64 = -1
+	var since int64
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		var number int64
+		err := c.db.QueryRowContext(ctx, `SELECT number FROM ca_crl WHERE id = 1`).Scan(&number)
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return nil
+		case err != nil:
+			c.log.Warn("cannot read the CRL number", "err", err)
+		case lastNumber < 0:
+			// First look: what is revoked now is already in the store and
+			// no answer about it is cached yet.
+			lastNumber, since = number, c.now().Add(-time.Minute).UnixMicro()
+		case number != lastNumber:
+			if next, err := c.notifySince(ctx, since); err != nil {
+				c.log.Warn("cannot read revocations", "err", err)
+			} else {
+				lastNumber, since = number, next
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// notifySince calls the OnRevoke callbacks for every certificate revoked,
+// held or released since the given time (Unix microseconds), with a margin
+// for the clocks of other processes, and returns where to look from next.
+func (c *CA) notifySince(ctx context.Context, since int64) (int64, error) {
+	const margin = int64(time.Minute / time.Microsecond)
+	rows, err := c.db.QueryContext(ctx, `SELECT serial, revoked_at FROM ca_certificate WHERE revoked_at >= $1`, since-margin)
+	if err != nil {
+		return since, err
+	}
+	defer rows.Close()
+	next := since
+	for rows.Next() {
+		var key string
+		var at int64
+		if err := rows.Scan(&key, &at); err != nil {
+			return since, err
+		}
+		if serial, ok := new(big.Int).SetString(key, 16); ok {
+			c.notify(serial)
+		}
+		next = max(next, at)
+	}
+	if err := rows.Err(); err != nil {
+		return since, err
+	}
+	return max(next, c.now().Add(-time.Minute).UnixMicro()), nil
+}
