@@ -177,3 +177,40 @@ func TestSIMIssue(t *testing.T) {
 		}
 	}
 }
+
+func TestCACommands(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("MOBILEID_CA_KEY", strings.Repeat("ab", 32))
+	caDir := filepath.Join(dir, "ca")
+	if code, _, errOut := runCmd(t, "ca", "init", "--dir", caDir, "--base-url", "http://127.0.0.1:8082"); code != 0 {
+		t.Fatalf("ca init: %d %s", code, errOut)
+	}
+	for _, f := range []string{"root.pem", "root.key", "issuing.pem", "issuing.key", "ocsp.pem", "tsa.pem"} {
+		if _, err := os.Stat(filepath.Join(caDir, f)); err != nil {
+			t.Errorf("ca init did not write %s", f)
+		}
+	}
+	if code, _, errOut := runCmd(t, "ca", "init", "--dir", caDir); code != 2 || strings.Count(errOut, "\n") != 1 {
+		t.Errorf("second ca init = %d %q, want exit 2 with one line", code, errOut)
+	}
+	common := []string{"--dir", caDir, "--data", dir}
+	// A new CA has issued only its own service certificates.
+	if code, out, errOut := runCmd(t, append([]string{"ca", "list"}, common...)...); code != 0 ||
+		strings.Count(out, "\n") != 2 || !strings.Contains(out, `"profile":"ocsp-responder"`) || !strings.Contains(out, `"profile":"time-stamping"`) {
+		t.Errorf("ca list on a new CA = %d %q %q", code, out, errOut)
+	}
+	for _, args := range [][]string{
+		{"ca", "revoke", "zz"},
+		{"ca", "revoke", "01", "--reason", "bored"},
+		{"ca", "revoke", "0123456789abcdef"},
+		{"ca", "list", "--status", "maybe"},
+	} {
+		if code, _, errOut := runCmd(t, append(args, common...)...); code != 2 || strings.Count(errOut, "\n") != 1 {
+			t.Errorf("%v = %d %q, want exit 2 with one line", args, code, errOut)
+		}
+	}
+	t.Setenv("MOBILEID_CA_KEY", strings.Repeat("cd", 32))
+	if code, _, errOut := runCmd(t, append([]string{"ca", "list"}, common...)...); code == 0 {
+		t.Errorf("ca list with the wrong key-encryption key succeeded: %q", errOut)
+	}
+}
