@@ -70,7 +70,8 @@ type Config struct {
 
 	// PollInterval is how often the outbox and inbox are looked at when
 	// nothing signals new work, which is how a node notices rows written
-	// by other nodes or by SendPacketTx. Default 250ms.
+	// by other nodes or by SendPacketTx, hand-overs due again after a
+	// back-off, and segments whose lease ran out. Default 250ms.
 	PollInterval time.Duration
 }
 

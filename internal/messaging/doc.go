@@ -10,14 +10,21 @@
 //
 // SendPacket, SendPacketTx and SendText write the message and all its
 // short messages (segments) to the outbox table before they return, so an
-// accepted message survives a crash. A sender goroutine claims ready
-// segments with a lease (owner node and lease_until; FOR UPDATE SKIP LOCKED
-// on PostgreSQL), as many as the bound SMPP sessions have free window, and
-// submits them. A segment is accepted once the SMSC answers with a message
-// id; a throttled segment, or one whose bind died before the answer, goes
-// back to the queue, and a segment whose lease ran out (its node died) is
-// claimed again by any node. A resend after a lost answer may reach the
-// SMSC twice: SMPP has no way to tell.
+// accepted message survives a crash. Concurrent SendPacket and SendText
+// calls are committed together: one transaction writes what the callers
+// queued while the previous one committed, and each caller returns once
+// its message is in; a lone caller commits at once.
+//
+// Segments are claimed with a lease (owner node and lease_until; FOR
+// UPDATE SKIP LOCKED on PostgreSQL), oldest first and as many as the bound
+// SMPP sessions have free window, in one statement, and then submitted:
+// by the transaction that writes them when the windows have room,
+// otherwise by a sender goroutine once they do. A segment is accepted once
+// the SMSC answers with a message id; a throttled segment, or one whose
+// bind died before the answer, goes back to the queue, and a segment whose
+// lease ran out (its node died) is put back in the queue, within
+// Config.PollInterval, by any node. A resend after a lost answer may reach
+// the SMSC twice: SMPP has no way to tell.
 //
 // Receipts are matched to segments by the SMSC's message id. The message
 // is Delivered when all its segments are; otherwise the first failure
@@ -28,12 +35,19 @@
 // # Inbox
 //
 // Every deliver_sm is written to the database before deliver_sm_resp goes
-// back, so the SMSC retries what was not stored: a receipt as a row of
-// messaging_receipt_in, an MO segment as a row of messaging_mo_segment.
-// Reassembly happens in the database: the transaction that stores the last
-// missing segment also builds the complete MO, so a restart between
-// segments loses nothing. Incomplete sets are dropped after
-// Config.ReassemblyTimeout.
+// back, so the SMSC retries what was not stored: a final receipt is
+// applied to its segment (which may decide the message) or, when its
+// message id is not known yet — it may overtake the submit_sm_resp on
+// another bind — kept as a row of messaging_receipt_in and matched later;
+// an MO as a row of messaging_mo, a segment of a longer one as a row of
+// messaging_mo_segment. A receipt of an intermediate state changes nothing
+// and is only acknowledged. Reassembly happens in the database: the
+// transaction that stores the last missing segment also builds the
+// complete MO, so a restart between segments loses nothing. Incomplete
+// sets are dropped after Config.ReassemblyTimeout.
+//
+// The PDUs a bind reads while its worker is busy are stored together, in
+// one transaction, and their deliver_sm_resp go out once it committed.
 //
 // # Exactly-once hand-over
 //
@@ -43,7 +57,19 @@
 // one transaction can succeed). What the Handler writes with that
 // transaction commits together with the mark, or not at all: a Handler
 // error rolls both back and the item is offered again after a back-off.
-// A Handler must therefore keep its effects inside the transaction; the
-// transaction may also be retried by the store on a serialization
-// failure.
+// Items are offered many per transaction, each inside a savepoint of its
+// own, so a Handler error rolls back that item only and the others
+// commit. What this node stored is offered as soon as it committed; every
+// Config.PollInterval the dispatcher also looks for what other nodes
+// stored and what is due again. A Handler must keep its effects inside the
+// transaction: the transaction may be retried by the store on a
+// serialization failure, and when a batch fails as a whole its items are
+// tried again one transaction each.
+//
+// # SQLite
+//
+// SQLite has a single writer. The Server's write transactions take turns
+// in Go, those that an SMSC waits for (deliver_sm) first, rather than
+// sleeping in SQLite's busy handler, and while Run runs it checkpoints the
+// WAL in the background, so that no commit pays for a checkpoint.
 package messaging

@@ -18,31 +18,45 @@ import (
 // acknowledgements and intermediate notifications.
 const esmTypeMask = 0x3C
 
-// onDeliver stores a deliver_sm and returns the status of its
-// deliver_sm_resp: OK once stored, ESME_RSYSERR when the database failed,
+// deliverItem returns the item that stores a deliver_sm, or nil when
+// there is nothing to store. reply sends the deliver_sm_resp: OK once the
+// batch holding the item committed, ESME_RSYSERR when the database failed,
 // so that the SMSC tries again. Content that can never be stored (no
-// receipt id, a broken header) is acknowledged and dropped, as a retry
-// would not fix it.
-func (s *Server) onDeliver(ctx context.Context, ss *session, p *smpp.PDU) smpp.Status {
-	var err error
+// receipt id, a broken header) is acknowledged at once and dropped, as a
+// retry would not fix it.
+func (s *Server) deliverItem(ss *session, p *smpp.PDU, reply func(smpp.Status)) *txItem {
+	var it *txItem
 	switch p.ESMClass & esmTypeMask {
 	case 0:
-		err = s.storeMO(ctx, ss, p)
+		it = s.moItem(ss, p)
 	case smpp.ESMClassReceipt:
-		err = s.storeReceipt(ctx, ss, p)
+		it = s.receiptInItem(ss, p)
 	default:
 		ss.log.Debug("deliver_sm of another type ignored", "esm_class", p.ESMClass)
 	}
-	if err != nil {
-		ss.log.Error("cannot store deliver_sm", "from", p.Source.Addr, "err", err)
-		return smpp.StatusSystemError
+	if it == nil {
+		reply(smpp.StatusOK)
+		return nil
 	}
-	return smpp.StatusOK
+	stored := it.done
+	it.done = func(err error) {
+		if err != nil {
+			ss.log.Error("cannot store deliver_sm", "from", p.Source.Addr, "err", err)
+			reply(smpp.StatusSystemError)
+			return
+		}
+		stored(nil)
+		reply(smpp.StatusOK)
+	}
+	return it
 }
 
-// storeReceipt writes a delivery receipt to the inbox. The TLVs are
-// preferred; the receipt text fills in what they lack.
-func (s *Server) storeReceipt(ctx context.Context, ss *session, p *smpp.PDU) error {
+// receiptInItem applies a final delivery receipt to its segment, which
+// may decide the message's outcome, or stores it in the inbox when its
+// SMSC message id is not known yet. An intermediate receipt changes
+// nothing and is only acknowledged. The TLVs are preferred; the receipt
+// text fills in what they lack.
+func (s *Server) receiptInItem(ss *session, p *smpp.PDU) *txItem {
 	var (
 		id    string
 		state smpp.MessageState
@@ -70,15 +84,37 @@ func (s *Server) storeReceipt(ctx context.Context, ss *session, p *smpp.PDU) err
 	if v, ok := p.TLV(smpp.TagNetworkErrorCode); ok && len(v) == 3 {
 		netErr = sql.NullInt64{Int64: int64(v[0])<<16 | int64(v[1])<<8 | int64(v[2]), Valid: true}
 	}
-	now := micros(s.now())
-	_, err := s.db.ExecContext(ctx, `INSERT INTO messaging_receipt_in (smsc, smsc_id, state, net_err, received_at, next_at)
-		VALUES ($1, $2, $3, $4, $5, $5)`, ss.bind.Addr, id, int(state), netErr, now)
-	if err != nil {
-		return fmt.Errorf("insert receipt: %w", err)
+	if _, final := receiptOutcome(state, netErr); !final {
+		ss.log.Debug("intermediate receipt ignored", "smsc_id", id, "state", state.Stat())
+		return nil
 	}
-	ss.log.Debug("receipt stored", "smsc_id", id, "state", state.Stat())
-	s.wakeDispatcher()
-	return nil
+	r := receiptIn{smsc: ss.bind.Addr, smscID: id, state: int(state), netErr: netErr}
+	var (
+		matched bool
+		decided *Receipt
+	)
+	return &txItem{
+		do: func(_ context.Context, b *batch) error {
+			now := s.now()
+			var err error
+			if matched, decided, err = s.applyReceipt(b, r, now); err != nil || matched {
+				return err
+			}
+			if _, err := b.exec(s.q.insertReceipt, r.smsc, r.smscID, r.state, r.netErr, micros(now)); err != nil {
+				return fmt.Errorf("insert receipt: %w", err)
+			}
+			return nil
+		},
+		done: func(error) {
+			if !matched {
+				ss.log.Debug("receipt for a message id not known yet stored", "smsc_id", id, "state", state.Stat())
+			}
+			if decided != nil {
+				s.decided(decided.MessageID, decided.Outcome, true)
+				s.handOff(nil, decided)
+			}
+		},
+	}
 }
 
 // moSegment is an MO short message as stored.
@@ -89,9 +125,9 @@ type moSegment struct {
 	ud         []byte
 }
 
-// storeMO writes an MO segment to the inbox; the transaction that stores
+// moItem stores an MO segment in the inbox; the transaction that stores
 // the last missing segment of a concatenated message also builds the MO.
-func (s *Server) storeMO(ctx context.Context, ss *session, p *smpp.PDU) error {
+func (s *Server) moItem(ss *session, p *smpp.PDU) *txItem {
 	ud := p.ShortMessage
 	if v, ok := p.TLV(smpp.TagMessagePayload); ok && len(ud) == 0 {
 		ud = v
@@ -109,88 +145,83 @@ func (s *Server) storeMO(ctx context.Context, ss *session, p *smpp.PDU) error {
 		// header so every stored segment has the same shape.
 		ud = append([]byte{0}, ud...)
 	}
-	now := s.now()
 	seg := moSegment{seq: 1, recipient: p.Dest.Addr, dataCoding: p.DataCoding, ud: ud}
 	ref, total, ok := concat(ies)
-	var (
-		moID     int64
-		segments int
-		dup      bool
-	)
-	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
-		moID, segments, dup = 0, 0, false
-		if !ok || total == 1 {
-			var err error
-			moID, err = s.insertMO(ctx, tx, from, []moSegment{seg}, now)
-			segments = 1
-			return err
-		}
+	if ok && total > 1 {
 		seg.seq = concatSeq(ies)
-		var (
-			partial int64
-			firstAt int64
-		)
-		// The upsert locks the partial row, which serialises the segments
-		// of one message across binds and nodes, so exactly one
-		// transaction sees the set complete.
-		err := tx.QueryRowContext(ctx, `INSERT INTO messaging_mo_partial (sender, ref, total, first_at) VALUES ($1, $2, $3, $4)
-			ON CONFLICT (sender, ref, total) DO UPDATE SET total = excluded.total RETURNING id, first_at`,
-			from, ref, total, micros(now)).Scan(&partial, &firstAt)
-		if err != nil {
-			return fmt.Errorf("upsert partial MO: %w", err)
-		}
-		if now.Sub(fromMicros(firstAt)) >= s.cfg.ReassemblyTimeout {
-			// A stale set must not absorb the parts of a new message that
-			// reuses the reference.
-			if _, err := tx.ExecContext(ctx, `DELETE FROM messaging_mo_segment WHERE partial_id = $1`, partial); err != nil {
+	}
+	var (
+		mo  *MO
+		dup bool
+	)
+	return &txItem{
+		do: func(_ context.Context, b *batch) error {
+			mo, dup = nil, false
+			now := s.now()
+			if !ok || total == 1 {
+				var err error
+				mo, err = s.insertMO(b, from, []moSegment{seg}, now)
 				return err
 			}
-			if _, err := tx.ExecContext(ctx, `UPDATE messaging_mo_partial SET first_at = $1 WHERE id = $2`, micros(now), partial); err != nil {
+			var (
+				partial int64
+				firstAt int64
+			)
+			// The upsert locks the partial row, which serialises the
+			// segments of one message across binds and nodes, so exactly
+			// one transaction sees the set complete.
+			err := b.queryRow(s.q.upsertPartial, from, ref, total, micros(now)).Scan(&partial, &firstAt)
+			if err != nil {
+				return fmt.Errorf("upsert partial MO: %w", err)
+			}
+			if now.Sub(fromMicros(firstAt)) >= s.cfg.ReassemblyTimeout {
+				// A stale set must not absorb the parts of a new message
+				// that reuses the reference.
+				if _, err := b.exec(s.q.deleteMOSegments, partial); err != nil {
+					return err
+				}
+				if _, err := b.tx.ExecContext(b.ctx, `UPDATE messaging_mo_partial SET first_at = $1 WHERE id = $2`, micros(now), partial); err != nil {
+					return err
+				}
+			}
+			res, err := b.exec(s.q.insertMOSegment, partial, seg.seq, seg.recipient, int(seg.dataCoding), seg.ud, micros(now))
+			if err != nil {
+				return fmt.Errorf("insert MO segment: %w", err)
+			}
+			if n, err := res.RowsAffected(); err != nil {
+				return err
+			} else if n == 0 {
+				dup = true
+				return nil
+			}
+			parts, err := s.loadParts(b, partial)
+			if err != nil {
 				return err
 			}
-		}
-		res, err := tx.ExecContext(ctx, `INSERT INTO messaging_mo_segment (partial_id, seq, recipient, data_coding, ud, received_at)
-			VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (partial_id, seq) DO NOTHING`,
-			partial, seg.seq, seg.recipient, int(seg.dataCoding), seg.ud, micros(now))
-		if err != nil {
-			return fmt.Errorf("insert MO segment: %w", err)
-		}
-		if n, err := res.RowsAffected(); err != nil {
+			if len(parts) < total {
+				return nil
+			}
+			if _, err := b.exec(s.q.deleteMOSegments, partial); err != nil {
+				return err
+			}
+			if _, err := b.exec(s.q.deletePartial, partial); err != nil {
+				return err
+			}
+			mo, err = s.insertMO(b, from, parts, now)
 			return err
-		} else if n == 0 {
-			dup = true
-			return nil
-		}
-		parts, err := loadParts(ctx, tx, partial)
-		if err != nil {
-			return err
-		}
-		if len(parts) < total {
-			return nil
-		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM messaging_mo_segment WHERE partial_id = $1`, partial); err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM messaging_mo_partial WHERE id = $1`, partial); err != nil {
-			return err
-		}
-		segments = total
-		moID, err = s.insertMO(ctx, tx, from, parts, now)
-		return err
-	})
-	if err != nil {
-		return err
+		},
+		done: func(error) {
+			s.m.received.Inc()
+			switch {
+			case dup:
+				ss.log.Debug("duplicate MO segment ignored", "from", from, "ref", ref, "seq", seg.seq, "total", total)
+			case mo != nil:
+				s.m.mo.Inc()
+				ss.log.Debug("MO stored", "id", mo.ID, "from", from, "segments", mo.Segments)
+				s.handOff(mo, nil)
+			}
+		},
 	}
-	s.m.received.Inc()
-	switch {
-	case dup:
-		ss.log.Debug("duplicate MO segment ignored", "from", from, "ref", ref, "seq", seg.seq, "total", total)
-	case moID != 0:
-		s.m.mo.Inc()
-		ss.log.Debug("MO stored", "id", moID, "from", from, "segments", segments)
-		s.wakeDispatcher()
-	}
-	return nil
 }
 
 // concat returns the reference and count of a concatenation IE; a 16-bit
@@ -217,9 +248,8 @@ func concatSeq(ies []sms.IE) int {
 	return 1
 }
 
-func loadParts(ctx context.Context, tx *sql.Tx, partial int64) ([]moSegment, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT seq, recipient, data_coding, ud FROM messaging_mo_segment
-		WHERE partial_id = $1 ORDER BY seq`, partial)
+func (s *Server) loadParts(b *batch, partial int64) ([]moSegment, error) {
+	rows, err := b.query(s.q.loadParts, partial)
 	if err != nil {
 		return nil, err
 	}
@@ -239,8 +269,8 @@ func loadParts(ctx context.Context, tx *sql.Tx, partial int64) ([]moSegment, err
 
 // insertMO assembles the parts of a message, decodes it and writes it to
 // the inbox for the Handler. A message that cannot be decoded is logged
-// and dropped: it is stored nowhere, and a retry would not help.
-func (s *Server) insertMO(ctx context.Context, tx *sql.Tx, from string, parts []moSegment, now time.Time) (int64, error) {
+// and dropped (nil): it is stored nowhere, and a retry would not help.
+func (s *Server) insertMO(b *batch, from string, parts []moSegment, now time.Time) (*MO, error) {
 	var (
 		data  []byte
 		first []sms.IE
@@ -248,7 +278,7 @@ func (s *Server) insertMO(ctx context.Context, tx *sql.Tx, from string, parts []
 	for i, p := range parts {
 		ies, d, err := sms.ParseUDH(p.ud) // checked when stored
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
 		if i == 0 {
 			first = ies
@@ -258,20 +288,18 @@ func (s *Server) insertMO(ctx context.Context, tx *sql.Tx, from string, parts []
 	mo, err := decodeMO(parts[0].dataCoding, first, data)
 	if err != nil {
 		s.log.Warn("undecodable MO dropped", "from", from, "segments", len(parts), "dcs", parts[0].dataCoding, "err", err)
-		return 0, nil
+		return nil, nil
 	}
 	secured := 0
 	if mo.Secured {
 		secured = 1
 	}
-	var id int64
-	err = tx.QueryRowContext(ctx, `INSERT INTO messaging_mo (sender, recipient, secured, packet, text, segments, received_at, next_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING id`,
-		from, parts[0].recipient, secured, mo.Packet, mo.Text, len(parts), micros(now)).Scan(&id)
+	mo.From, mo.To, mo.Segments, mo.ReceivedAt = from, parts[0].recipient, len(parts), fromMicros(micros(now))
+	mo.ID, err = b.insert(s.q.insertMO, from, mo.To, secured, mo.Packet, mo.Text, len(parts), micros(now))
 	if err != nil {
-		return 0, fmt.Errorf("insert MO: %w", err)
+		return nil, fmt.Errorf("insert MO: %w", err)
 	}
-	return id, nil
+	return mo, nil
 }
 
 // decodeMO interprets the user data by data_coding, whose values 0x01 to
@@ -320,47 +348,55 @@ func binaryMO(mo *MO, udh []sms.IE, data []byte) *MO {
 	return mo
 }
 
-// handOverMOs offers complete MOs to the Handler; deleting the row in the
-// same transaction is the mark that it was handed over.
-func (s *Server) handOverMOs(ctx context.Context) (int, error) {
-	ids, err := queryIDs(ctx, s.db, `SELECT id FROM messaging_mo WHERE next_at <= $1 ORDER BY next_at, id LIMIT $2`,
-		micros(s.now()), listBatch)
+// moItems lists the complete MOs due for the Handler.
+func (s *Server) moItems(ctx context.Context, now time.Time) ([]*txItem, bool, error) {
+	rows, err := s.read(ctx, s.q.listMOs, micros(now), listBatch)
 	if err != nil {
-		return 0, fmt.Errorf("list MOs: %w", err)
+		return nil, false, fmt.Errorf("list MOs: %w", err)
 	}
-	for _, id := range ids {
-		if ctx.Err() != nil {
-			break
+	defer rows.Close()
+	var items []*txItem
+	for rows.Next() {
+		var (
+			mo         MO
+			secured    int
+			text       sql.NullString
+			receivedAt int64
+			attempts   int
+		)
+		if err := rows.Scan(&mo.ID, &mo.From, &mo.To, &secured, &mo.Packet, &text, &mo.Segments, &receivedAt, &attempts); err != nil {
+			return nil, false, fmt.Errorf("list MOs: %w", err)
 		}
-		err := s.db.InTx(ctx, func(tx *sql.Tx) error {
-			mo := MO{ID: id}
-			var (
-				secured    int
-				text       sql.NullString
-				receivedAt int64
-			)
-			err := tx.QueryRowContext(ctx, `SELECT sender, recipient, secured, packet, text, segments, received_at
-				FROM messaging_mo WHERE id = $1`+s.skipLocked(), id).
-				Scan(&mo.From, &mo.To, &secured, &mo.Packet, &text, &mo.Segments, &receivedAt)
-			if errors.Is(err, sql.ErrNoRows) {
-				return nil
-			} else if err != nil {
-				return err
+		mo.Secured, mo.Text, mo.ReceivedAt = secured != 0, text.String, fromMicros(receivedAt)
+		items = append(items, s.moHandOverItem(ctx, mo, attempts))
+	}
+	if err := rows.Err(); err != nil {
+		return nil, false, fmt.Errorf("list MOs: %w", err)
+	}
+	return items, len(items) == listBatch, nil
+}
+
+// moHandOverItem offers a complete MO to the Handler; deleting the row in
+// the same transaction is the mark that it was handed over.
+func (s *Server) moHandOverItem(ctx context.Context, mo MO, attempts int) *txItem {
+	return &txItem{
+		savepoint: true,
+		do: func(ctx context.Context, b *batch) error {
+			if ok, err := b.execOne(s.q.takeMO, mo.ID); err != nil || !ok {
+				return err // !ok: handed over by another node
 			}
-			if ok, err := execOne(ctx, tx, `DELETE FROM messaging_mo WHERE id = $1`, id); err != nil || !ok {
-				return err
-			}
-			mo.Secured, mo.Text, mo.ReceivedAt = secured != 0, text.String, fromMicros(receivedAt)
-			if err := s.h.HandleMO(ctx, tx, &mo); err != nil {
+			m := mo
+			if err := s.h.HandleMO(ctx, b.tx, &m); err != nil {
 				return &handlerError{err}
 			}
 			return nil
-		})
-		if err != nil {
-			s.retryLater(ctx, "messaging_mo", id, err)
-		}
+		},
+		onFail: func(b *batch, _ error) error {
+			_, err := b.exec(s.q.postponeMO, micros(s.now().Add(s.retryDelay(attempts))), mo.ID)
+			return err
+		},
+		done: func(err error) { s.handedOver(ctx, "messaging_mo", mo.ID, attempts, err) },
 	}
-	return len(ids), nil
 }
 
 // expirePartials drops the incomplete MOs older than the reassembly
@@ -374,8 +410,16 @@ func (s *Server) expirePartials(ctx context.Context) error {
 		got         int
 		firstAtUnix int64
 	}
+	var any int
+	err := s.db.QueryRowContext(ctx, `SELECT 1 FROM messaging_mo_partial WHERE first_at <= $1 LIMIT 1`, cut).Scan(&any)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil // the usual case: no write transaction
+	} else if err != nil {
+		return fmt.Errorf("expire partial MOs: %w", err)
+	}
 	var gone []expired
-	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+	err = s.inBatchTx(ctx, func(b *batch) error {
+		tx, ctx := b.tx, b.ctx
 		gone = gone[:0]
 		rows, err := tx.QueryContext(ctx, `SELECT p.id, p.sender, p.ref, p.total, p.first_at,
 			(SELECT COUNT(*) FROM messaging_mo_segment s WHERE s.partial_id = p.id)

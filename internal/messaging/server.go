@@ -84,10 +84,11 @@ type Receipt struct {
 
 // Handler receives each MO and each receipt exactly once: inside the
 // transaction that marks it handled, so what the handler writes with tx
-// and the "handled" mark commit together. An error rolls both back and the
-// item is offered again later, after a back-off. The transaction may be
-// run more than once when the store retries it, so a Handler must not act
-// outside tx.
+// and the "handled" mark commit together. An error rolls both back (tx
+// then carries other items, which commit) and the item is offered again
+// later, after a back-off. The transaction may be run more than once when
+// the store retries it, or a batch is tried again item by item, so a
+// Handler must not act outside tx.
 type Handler interface {
 	HandleMO(ctx context.Context, tx *sql.Tx, mo *MO) error
 	HandleReceipt(ctx context.Context, tx *sql.Tx, r *Receipt) error
@@ -111,12 +112,27 @@ type Server struct {
 	now      func() time.Time
 	sessions []*session
 
+	q       *queries
+	gate    *writeGate // SQLite: this Server's write transactions take turns (see inTx)
+	sendQ   sendQueue  // group commit of SendPacket and SendText
+	handoff handoff    // from the workers to the dispatcher
+
 	senderWake   chan struct{}
 	dispatchWake chan struct{}
 	running      atomic.Bool
+	// commits counts this Server's write transactions, for the
+	// checkpointer.
+	commits atomic.Uint64
+	// starved is set when the sender left ready segments behind because
+	// the windows were full, so that the next submit_sm_resp wakes it.
+	starved atomic.Bool
 
-	// rr spreads segments over the binds; only the sender goroutine uses it.
-	rr int
+	// claiming is held (a token in it) by whoever claims segments and
+	// submits them — the sender, or the group commit — so that the free
+	// window each sees is not claimed twice. rr spreads segments over the
+	// binds.
+	claiming chan struct{}
+	rr       int
 }
 
 // New returns a Server and migrates its tables. A nil registerer leaves
@@ -151,7 +167,16 @@ func New(cfg Config, db *store.DB, h Handler, logger *slog.Logger, reg prometheu
 	}
 	s := &Server{
 		cfg: cfg, db: db, h: h, log: logger.With("component", component), m: m, now: now,
+		q:          newQueries(db.Dialect()),
 		senderWake: make(chan struct{}, 1), dispatchWake: make(chan struct{}, 1),
+		claiming: make(chan struct{}, 1),
+	}
+	s.sendQ.wake = make(chan struct{}, 1)
+	if db.Dialect() == store.SQLite {
+		s.gate = &writeGate{}
+	}
+	if err := s.prepareQueries(context.Background()); err != nil {
+		return nil, fmt.Errorf("prepare messaging statements: %w", err)
 	}
 	for _, b := range cfg.Binds {
 		s.sessions = append(s.sessions, newSession(s, b))
@@ -178,6 +203,9 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	wg.Go(func() { s.sendLoop(ctx) })
 	wg.Go(func() { s.dispatchLoop(ctx) })
+	if s.db.Dialect() == store.SQLite {
+		wg.Go(func() { s.checkpointLoop(ctx) })
+	}
 	wg.Wait()
 	return nil
 }
@@ -188,25 +216,24 @@ func (s *Server) Run(ctx context.Context) error {
 // user data header built here, a relative validity_period of what remains
 // of validity, and the configured registered_delivery. The message is
 // durable once SendPacket returns; the id identifies its Receipt.
+// Concurrent calls are committed together (see sendQueue).
 func (s *Server) SendPacket(ctx context.Context, msisdn string, packet []byte, validity time.Duration) (int64, error) {
-	var id int64
-	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
-		var err error
-		id, err = s.enqueuePacket(ctx, tx, msisdn, packet, validity)
-		return err
-	})
+	m, err := packetMessage(msisdn, packet, validity)
 	if err != nil {
 		return 0, err
 	}
-	s.wakeSender()
-	return id, nil
+	return s.queue(ctx, m)
 }
 
 // SendPacketTx is SendPacket inside the caller's transaction, so that the
 // caller's own state and the SMS commit together. The sender notices the
 // message within Config.PollInterval of the commit.
 func (s *Server) SendPacketTx(ctx context.Context, tx *sql.Tx, msisdn string, packet []byte, validity time.Duration) (int64, error) {
-	id, err := s.enqueuePacket(ctx, tx, msisdn, packet, validity)
+	m, err := packetMessage(msisdn, packet, validity)
+	if err != nil {
+		return 0, err
+	}
+	id, err := s.insertMessage(&batch{s: s, ctx: ctx, tx: tx}, m)
 	if err != nil {
 		return 0, err
 	}
@@ -218,28 +245,22 @@ func (s *Server) SendPacketTx(ctx context.Context, tx *sql.Tx, msisdn string, pa
 // unpacked septet per octet of short_message) when the text allows it,
 // UCS-2 (0x08) otherwise, concatenated when long.
 func (s *Server) SendText(ctx context.Context, msisdn, text string, validity time.Duration) (int64, error) {
-	var id int64
-	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
-		var err error
-		id, err = s.enqueueText(ctx, tx, msisdn, text, validity)
-		return err
-	})
+	m, err := textMessage(msisdn, text, validity)
 	if err != nil {
 		return 0, err
 	}
-	s.wakeSender()
-	return id, nil
+	return s.queue(ctx, m)
 }
 
-func (s *Server) enqueuePacket(ctx context.Context, tx *sql.Tx, msisdn string, packet []byte, validity time.Duration) (int64, error) {
+func packetMessage(msisdn string, packet []byte, validity time.Duration) (*mtMessage, error) {
 	if len(packet) == 0 {
-		return 0, errors.New("messaging: empty packet")
+		return nil, errors.New("messaging: empty packet")
 	}
 	split := func(ref uint16) ([][]byte, error) { return sms.SplitCommandPacket(packet, ref, false) }
-	return s.enqueue(ctx, tx, msisdn, mtParams{esmClass: 0x40, protocolID: 0x7F, dataCoding: 0xF6}, validity, split)
+	return newMessage(msisdn, mtParams{esmClass: 0x40, protocolID: 0x7F, dataCoding: 0xF6}, validity, split)
 }
 
-func (s *Server) enqueueText(ctx context.Context, tx *sql.Tx, msisdn, text string, validity time.Duration) (int64, error) {
+func textMessage(msisdn, text string, validity time.Duration) (*mtMessage, error) {
 	var dcs byte
 	split := func(ref uint16) ([][]byte, error) {
 		parts, d, err := sms.SplitText(text, ref)
@@ -257,13 +278,18 @@ func (s *Server) enqueueText(ctx context.Context, tx *sql.Tx, msisdn, text strin
 	// it once before the parameters are fixed.
 	uds, err := split(0)
 	if err != nil {
-		return 0, fmt.Errorf("split text: %w", err)
+		return nil, fmt.Errorf("split text: %w", err)
 	}
 	p := mtParams{dataCoding: dcs}
 	if len(uds) > 1 {
 		p.esmClass = 0x40
 	}
-	return s.enqueue(ctx, tx, msisdn, p, validity, split)
+	return newMessage(msisdn, p, validity, func(ref uint16) ([][]byte, error) {
+		if ref == 0 {
+			return uds, nil
+		}
+		return split(ref)
+	})
 }
 
 // wakeSender tells the sender goroutine to look for work now.

@@ -174,13 +174,30 @@ func (ss *session) serve(ctx context.Context, c *smpp.Conn) error {
 
 	// The worker stores in arrival order, so a receipt that follows the
 	// submit_sm_resp of its segment on this bind finds the segment's id.
+	// It takes all the PDUs that queued up while it was busy (up to
+	// maxWorkBatch) and stores them in one transaction.
 	jobs := make(chan work, cfg.Window+64)
 	workerDone := make(chan struct{})
 	dbctx := context.WithoutCancel(ctx)
 	go func() {
 		defer close(workerDone)
+		var ws []work
 		for w := range jobs {
-			ss.process(dbctx, c, w)
+			ws = append(ws[:0], w)
+		drain:
+			for len(ws) < maxWorkBatch {
+				select {
+				case w, ok := <-jobs:
+					if !ok {
+						break drain
+					}
+					ws = append(ws, w)
+				default:
+					break drain
+				}
+			}
+			ss.process(dbctx, c, ws)
+			clear(ws)
 		}
 	}()
 	readErr := make(chan error, 1)
@@ -211,7 +228,7 @@ loop:
 			}
 			if now.Sub(lastEnquire) >= cfg.EnquireLink {
 				lastEnquire = now
-				if err := ss.send(&smpp.PDU{ID: smpp.EnquireLink}, nil, nil); err != nil {
+				if err := ss.send(&smpp.PDU{ID: smpp.EnquireLink}, nil); err != nil {
 					c.Close()
 				}
 			}
@@ -240,7 +257,7 @@ func (ss *session) unbind(c *smpp.Conn, readErr <-chan error) error {
 		}
 	}
 	done := make(chan *smpp.PDU, 1)
-	if err := ss.send(&smpp.PDU{ID: smpp.Unbind}, nil, done); err == nil {
+	if err := ss.send(&smpp.PDU{ID: smpp.Unbind}, done); err == nil {
 		t := time.NewTimer(rt)
 		select {
 		case <-done:
@@ -360,31 +377,90 @@ func (ss *session) complete(p *smpp.PDU, jobs chan<- work) {
 	}
 }
 
-// process does the database work of one PDU, in the worker goroutine.
-func (ss *session) process(ctx context.Context, c *smpp.Conn, w work) {
-	if w.deliver != nil {
-		st := ss.srv.onDeliver(ctx, ss, w.deliver)
-		c.Write(w.deliver.Response(st))
-		return
+// maxWorkBatch bounds the PDUs the worker stores in one transaction.
+const maxWorkBatch = 128
+
+// process does the database work of PDUs in the worker goroutine, in one
+// transaction, then answers the deliver_sm: each answer goes out once what
+// it acknowledges has committed.
+func (ss *session) process(ctx context.Context, c *smpp.Conn, ws []work) {
+	s := ss.srv
+	items := make([]*txItem, 0, len(ws))
+	var resps []*smpp.PDU // to send once the batch committed
+	results := false
+	for _, w := range ws {
+		if p := w.deliver; p != nil {
+			reply := func(st smpp.Status) { resps = append(resps, p.Response(st)) }
+			if it := s.deliverItem(ss, p, reply); it != nil {
+				items = append(items, it)
+			} else {
+				ss.answer(c, resps) // nothing to store: answered at once
+				resps = resps[:0]
+			}
+			continue
+		}
+		results = true
+		st := w.resp.Status
+		if w.resp.ID == smpp.GenericNack && st == smpp.StatusOK {
+			st = smpp.StatusUnknownError
+		}
+		switch st {
+		case smpp.StatusOK:
+			ss.mu.Lock()
+			ss.pause = 0
+			ss.mu.Unlock()
+			items = append(items, s.acceptedItem(ss, w.seg, w.resp.MessageID))
+		case smpp.StatusThrottled, smpp.StatusMessageQueueFull:
+			ss.throttled(st)
+			items = append(items, s.releaseItem([]*outSeg{w.seg}))
+		default:
+			ss.log.Warn("submit_sm refused", "message", w.seg.messageID, "seq", w.seg.seq, "status", st)
+			items = append(items, s.refusedItem(w.seg, st))
+		}
 	}
-	st := w.resp.Status
-	if w.resp.ID == smpp.GenericNack && st == smpp.StatusOK {
-		st = smpp.StatusUnknownError
+	s.runBatch(ctx, urgent, items)
+	ss.answer(c, resps)
+	// The window has room again; the sender looks for more if it left
+	// segments behind for want of it. (Only now: a refused segment has
+	// decided its message, whose remaining segments are not sent.)
+	if results && s.starved.Load() {
+		s.wakeSender()
 	}
-	switch st {
-	case smpp.StatusOK:
-		ss.mu.Lock()
-		ss.pause = 0
-		ss.mu.Unlock()
-		ss.srv.accepted(ctx, ss, w.seg, w.resp.MessageID)
-	case smpp.StatusThrottled, smpp.StatusMessageQueueFull:
-		ss.throttled(st)
-		ss.srv.release(ctx, []*outSeg{w.seg})
-	default:
-		ss.log.Warn("submit_sm refused", "message", w.seg.messageID, "seq", w.seg.seq, "status", st)
-		ss.srv.refused(ctx, w.seg, st)
+}
+
+// answer sends the responses to deliver_sm. A failed write closes the
+// connection, which the reader notices.
+func (ss *session) answer(c *smpp.Conn, resps []*smpp.PDU) {
+	if err := writeAll(c, resps); err != nil {
+		c.Close()
 	}
-	ss.srv.wakeSender()
+}
+
+// writeAll sends PDUs, in one write when there are several: the answers
+// to a batch of deliver_sm go out together, and so do the submit_sm of a
+// claim. A single Write on the connection is not interleaved with another
+// one (the socket's write lock is held for the whole call), so they do not
+// mix with PDUs that smpp.Conn.Write sends meanwhile.
+func writeAll(c *smpp.Conn, ps []*smpp.PDU) error {
+	switch len(ps) {
+	case 0:
+		return nil
+	case 1:
+		return c.Write(ps[0])
+	}
+	var buf []byte
+	for _, p := range ps {
+		var err error
+		if buf, err = p.AppendBinary(buf); err != nil {
+			return err
+		}
+	}
+	nc := c.NetConn()
+	if c.WriteTimeout > 0 {
+		nc.SetWriteDeadline(time.Now().Add(c.WriteTimeout))
+	}
+	_, err := nc.Write(buf)
+	return err
 }
 
 // throttled pauses the bind. Refusals that arrive during a pause belong to
@@ -426,24 +502,65 @@ func (ss *session) outstanding() int {
 	return ss.inflight
 }
 
-// submit sends the submit_sm of seg if the bind has room for it.
-func (ss *session) submit(seg *outSeg) bool {
-	ss.mu.Lock()
-	ok := ss.conn != nil && !ss.closing && !time.Now().Before(ss.pausedUntil) && ss.inflight < ss.srv.cfg.Window
-	ss.mu.Unlock()
-	if !ok {
-		return false
-	}
-	return ss.send(ss.srv.submitPDU(seg), seg, nil) == nil
-}
-
-// send registers p as a pending request with the next sequence number and
-// writes it. A failed write closes the connection, which the reader
-// notices.
-func (ss *session) send(p *smpp.PDU, seg *outSeg, done chan *smpp.PDU) error {
+// submitAll sends the submit_sm of as many of segs as the bind has room
+// for, in one write, and returns the segments it did not send.
+func (ss *session) submitAll(segs []*outSeg) (back []*outSeg) {
+	s := ss.srv
 	ss.mu.Lock()
 	c := ss.conn
-	if c == nil || (seg != nil && (ss.closing || ss.inflight >= ss.srv.cfg.Window)) {
+	n := 0
+	if c != nil && !ss.closing && !time.Now().Before(ss.pausedUntil) {
+		n = min(len(segs), s.cfg.Window-ss.inflight)
+	}
+	if n <= 0 {
+		ss.mu.Unlock()
+		return segs
+	}
+	deadline := time.Now().Add(s.cfg.ResponseTimeout)
+	pdus := make([]*smpp.PDU, n)
+	for i, seg := range segs[:n] {
+		p := s.submitPDU(seg)
+		ss.seq++
+		if ss.seq > 0x7FFFFFFF {
+			ss.seq = 1
+		}
+		p.Seq = ss.seq
+		ss.pending[p.Seq] = &request{cmd: p.ID, seg: seg, deadline: deadline}
+		pdus[i] = p
+	}
+	ss.inflight += n
+	ss.window.Set(float64(ss.inflight))
+	ss.mu.Unlock()
+	back = segs[n:len(segs):len(segs)] // appending below copies
+	if err := writeAll(c, pdus); err != nil {
+		// Those still waiting for an answer were not sent, or not whole;
+		// the link is dead: take no more submit_sm until the reader has
+		// noticed and a new connection is bound.
+		ss.mu.Lock()
+		for i, p := range pdus {
+			if ss.pending[p.Seq] != nil {
+				delete(ss.pending, p.Seq)
+				ss.inflight--
+				back = append(back, segs[i])
+			}
+		}
+		ss.window.Set(float64(ss.inflight))
+		if ss.conn == c {
+			ss.closing = true
+		}
+		ss.mu.Unlock()
+		c.Close()
+	}
+	return back
+}
+
+// send registers p, which is not a submit_sm (see submitAll), as a
+// pending request with the next sequence number and writes it. A failed
+// write closes the connection, which the reader notices.
+func (ss *session) send(p *smpp.PDU, done chan *smpp.PDU) error {
+	ss.mu.Lock()
+	c := ss.conn
+	if c == nil {
 		ss.mu.Unlock()
 		return errors.New("messaging: bind not available")
 	}
@@ -452,21 +569,11 @@ func (ss *session) send(p *smpp.PDU, seg *outSeg, done chan *smpp.PDU) error {
 		ss.seq = 1
 	}
 	p.Seq = ss.seq
-	ss.pending[p.Seq] = &request{cmd: p.ID, seg: seg, deadline: time.Now().Add(ss.srv.cfg.ResponseTimeout), done: done}
-	if seg != nil {
-		ss.inflight++
-		ss.window.Set(float64(ss.inflight))
-	}
+	ss.pending[p.Seq] = &request{cmd: p.ID, deadline: time.Now().Add(ss.srv.cfg.ResponseTimeout), done: done}
 	ss.mu.Unlock()
 	if err := c.Write(p); err != nil {
 		ss.mu.Lock()
-		if r := ss.pending[p.Seq]; r != nil {
-			delete(ss.pending, p.Seq)
-			if seg != nil {
-				ss.inflight--
-				ss.window.Set(float64(ss.inflight))
-			}
-		}
+		delete(ss.pending, p.Seq)
 		// The link is dead: take no more submit_sm until the reader has
 		// noticed and a new connection is bound.
 		if ss.conn == c {
