@@ -121,6 +121,8 @@ func runCAInit(ctx context.Context, e *env, args []string) error {
 // caFlags are the flags every CA command shares.
 type caFlags struct {
 	dir, kekFile, dataDir, dsn, base string
+	vendorRoots                      string
+	requireAttestation               bool
 }
 
 func (f *caFlags) register(fs interface {
@@ -135,6 +137,21 @@ func (f *caFlags) register(fs interface {
 
 // open loads the keys and the database and makes the CA.
 func (f *caFlags) open(ctx context.Context, e *env, logger *slog.Logger, reg prometheus.Registerer) (*ca.CA, *ca.Keys, *store.DB, error) {
+	cfg := ca.Config{BaseURL: f.base}
+	if f.vendorRoots != "" {
+		b, err := os.ReadFile(f.vendorRoots)
+		if err != nil {
+			return nil, nil, nil, usagef("--vendor-roots: %v", err)
+		}
+		cfg.TrustedVendorRoots = x509.NewCertPool()
+		if !cfg.TrustedVendorRoots.AppendCertsFromPEM(b) {
+			return nil, nil, nil, usagef("--vendor-roots %s: no PEM certificate", f.vendorRoots)
+		}
+	}
+	cfg.RequireAttestation = f.requireAttestation
+	if cfg.RequireAttestation && cfg.TrustedVendorRoots == nil {
+		return nil, nil, nil, usagef("--require-attestation needs --vendor-roots")
+	}
 	kek, err := caKEK(e, f.kekFile, false)
 	if err != nil {
 		return nil, nil, nil, err
@@ -152,7 +169,7 @@ func (f *caFlags) open(ctx context.Context, e *env, logger *slog.Logger, reg pro
 		return nil, nil, nil, err
 	}
 	audit := logger.With("log", "audit")
-	c, err := ca.New(ca.Config{BaseURL: f.base}, keys, db, logger, audit, reg, time.Now)
+	c, err := ca.New(cfg, keys, db, logger, audit, reg, time.Now)
 	if err != nil {
 		db.Close()
 		return nil, nil, nil, err
@@ -166,6 +183,8 @@ func runCA(ctx context.Context, e *env, args []string) error {
 			"the public address, and the issuance API (POST /ca/issue) on the internal one.")
 	var f caFlags
 	f.register(fs)
+	fs.StringVar(&f.vendorRoots, "vendor-roots", "", "PEM file of the SIM vendor CAs whose card attestations are trusted (e.g. a batch's vendor-ca.pem)")
+	fs.BoolVar(&f.requireAttestation, "require-attestation", false, "issue only for keys with a card attestation that chains to --vendor-roots")
 	public := fs.String("listen", "127.0.0.1:8082", "public listen address")
 	internal := fs.String("internal", "127.0.0.1:8083", "internal listen address (issuance API, /metrics); keep it private")
 	policy := fs.String("tsa-policy", defaultTSAPolicy, "TSA policy OID")
