@@ -227,10 +227,10 @@ func (c *Card) register(ctx context.Context, cmd *vmac.Register, u User) vmac.Re
 	}
 
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.authKey != nil {
 		// A RESET and another REGISTER cannot interleave with this one
 		// (the session lock), so this is only a guard.
+		c.mu.Unlock()
 		return fail(vmac.StatusAlreadyRegistered)
 	}
 	c.d.AuthKey, c.d.SignKey = authDER, signDER
@@ -238,6 +238,11 @@ func (c *Card) register(ctx context.Context, cmd *vmac.Register, u User) vmac.Re
 	c.d.PIN1, c.d.PIN2 = s1, s2
 	c.authKey, c.signKey = authKey, signKey
 	c.changed = true
+	c.mu.Unlock()
+	// Replace the "Generating…" note, which would otherwise stay on the
+	// idle screen. Outside the lock: the phone may read the card's status
+	// while it draws.
+	u.Show("Your Mobile ID keys are ready.")
 	return resp
 }
 
