@@ -85,7 +85,7 @@ func TestSIMDoesNoIO(t *testing.T) {
 
 // TestCodecsArePure checks that the shared codecs do no I/O either.
 func TestCodecsArePure(t *testing.T) {
-	codecs := []string{"mobileid/internal/ota", "mobileid/internal/sms", "mobileid/internal/vmac"}
+	codecs := []string{"mobileid/internal/ota", "mobileid/internal/sms", "mobileid/internal/vmac", "mobileid/internal/etsi", "mobileid/internal/cms"}
 	forbidden := []string{"os", "net", "net/http", "database/sql", "log", "log/slog"}
 	seen := 0
 	for _, p := range listPackages(t) {
