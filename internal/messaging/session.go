@@ -431,36 +431,9 @@ func (ss *session) process(ctx context.Context, c *smpp.Conn, ws []work) {
 // answer sends the responses to deliver_sm. A failed write closes the
 // connection, which the reader notices.
 func (ss *session) answer(c *smpp.Conn, resps []*smpp.PDU) {
-	if err := writeAll(c, resps); err != nil {
+	if err := c.WriteAll(resps...); err != nil {
 		c.Close()
 	}
-}
-
-// writeAll sends PDUs, in one write when there are several: the answers
-// to a batch of deliver_sm go out together, and so do the submit_sm of a
-// claim. A single Write on the connection is not interleaved with another
-// one (the socket's write lock is held for the whole call), so they do not
-// mix with PDUs that smpp.Conn.Write sends meanwhile.
-func writeAll(c *smpp.Conn, ps []*smpp.PDU) error {
-	switch len(ps) {
-	case 0:
-		return nil
-	case 1:
-		return c.Write(ps[0])
-	}
-	var buf []byte
-	for _, p := range ps {
-		var err error
-		if buf, err = p.AppendBinary(buf); err != nil {
-			return err
-		}
-	}
-	nc := c.NetConn()
-	if c.WriteTimeout > 0 {
-		nc.SetWriteDeadline(time.Now().Add(c.WriteTimeout))
-	}
-	_, err := nc.Write(buf)
-	return err
 }
 
 // throttled pauses the bind. Refusals that arrive during a pause belong to
@@ -532,7 +505,7 @@ func (ss *session) submitAll(segs []*outSeg) (back []*outSeg) {
 	ss.window.Set(float64(ss.inflight))
 	ss.mu.Unlock()
 	back = segs[n:len(segs):len(segs)] // appending below copies
-	if err := writeAll(c, pdus); err != nil {
+	if err := c.WriteAll(pdus...); err != nil {
 		// Those still waiting for an answer were not sent, or not whole;
 		// the link is dead: take no more submit_sm until the reader has
 		// noticed and a new connection is bound.

@@ -70,18 +70,28 @@ func (c *Conn) Read() (*PDU, error) {
 }
 
 // Write encodes and sends p.
-func (c *Conn) Write(p *PDU) error {
+func (c *Conn) Write(p *PDU) error { return c.WriteAll(p) }
+
+// WriteAll encodes ps and sends them in one write, so that the responses
+// to a batch of requests, or a batch of submissions, cost one system call
+// and do not interleave with PDUs other goroutines write meanwhile.
+func (c *Conn) WriteAll(ps ...*PDU) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	var err error
-	c.buf, err = p.AppendBinary(c.buf[:0])
-	if err != nil {
-		return err
+	c.buf = c.buf[:0]
+	for _, p := range ps {
+		var err error
+		if c.buf, err = p.AppendBinary(c.buf); err != nil {
+			return err
+		}
+	}
+	if len(c.buf) == 0 {
+		return nil
 	}
 	if c.WriteTimeout > 0 {
 		c.nc.SetWriteDeadline(time.Now().Add(c.WriteTimeout))
 	}
-	_, err = c.nc.Write(c.buf)
+	_, err := c.nc.Write(c.buf)
 	if cap(c.buf) > 4*MaxPDULen {
 		c.buf = nil
 	}
