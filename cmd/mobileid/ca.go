@@ -234,27 +234,18 @@ func runCA(ctx context.Context, e *env, args []string) error {
 		pl.Close()
 		return fmt.Errorf("listen on %s: %w", *internal, err)
 	}
-	ps := &http.Server{Handler: pub, ReadHeaderTimeout: 10 * time.Second}
-	is := &http.Server{Handler: priv, ReadHeaderTimeout: 10 * time.Second}
-	errc := make(chan error, 3)
-	go func() { errc <- ps.Serve(pl) }()
-	go func() { errc <- is.Serve(il) }()
+	ps, is := newHTTPServer(pub), newHTTPServer(priv)
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	go func() { errc <- c.Run(rctx) }()
 	// Revocations by `mobileid ca revoke` or other CA nodes reach this
 	// responder's cache within a second.
 	go c.WatchRevocations(rctx, time.Second)
 	logger.Info("CA up", "public", "http://"+pl.Addr().String(), "internal", "http://"+il.Addr().String(), "issuer", keys.Issuing.Subject.CommonName)
-	select {
-	case <-ctx.Done():
-	case err = <-errc:
-	}
-	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer scancel()
-	ps.Shutdown(sctx)
-	is.Shutdown(sctx)
-	if err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, context.Canceled) {
+	err = runUntilDone(ctx, []*http.Server{ps, is}, cancel,
+		func() error { return ps.Serve(pl) },
+		func() error { return is.Serve(il) },
+		func() error { return c.Run(rctx) })
+	if err != nil {
 		return err
 	}
 	logger.Info("CA stopped")

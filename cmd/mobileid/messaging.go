@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"strings"
 	"time"
@@ -69,7 +68,7 @@ func runMessaging(ctx context.Context, e *env, args []string) error {
 		if err != nil {
 			return fmt.Errorf("listen for metrics: %w", err)
 		}
-		hs := &http.Server{Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 10 * time.Second}
+		hs := newHTTPServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 		go hs.Serve(ln)
 		defer hs.Close()
 	}

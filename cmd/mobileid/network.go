@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -92,22 +91,13 @@ func runNetwork(ctx context.Context, e *env, args []string) error {
 	mux.Handle("/phones/", http.StripPrefix("/phones", phones.Handler()))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.Handle("GET /{$}", http.RedirectHandler("/phones/", http.StatusFound))
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-
-	errc := make(chan error, 2)
-	go func() { errc <- sc.Serve(ln) }()
-	go func() { errc <- hs.Serve(hl) }()
+	hs := newHTTPServer(mux)
 	logger.Info("network up", "smpp", ln.Addr().String(), "console", "http://"+hl.Addr().String()+"/phones/",
 		"phones", len(phones.Phones()), "system_id", acct.SystemID)
-	select {
-	case <-ctx.Done():
-	case err = <-errc:
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	hs.Shutdown(sctx)
-	sc.Close()
-	if err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
+	err = runUntilDone(ctx, []*http.Server{hs}, func() { sc.Close() },
+		func() error { return sc.Serve(ln) },
+		func() error { return hs.Serve(hl) })
+	if err != nil {
 		return err
 	}
 	logger.Info("network stopped")

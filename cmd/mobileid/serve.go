@@ -1,0 +1,44 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"time"
+)
+
+// newHTTPServer returns a server for h with the limits every role uses:
+// a client that is slow to send its headers cannot hold a connection.
+func newHTTPServer(h http.Handler) *http.Server {
+	return &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+}
+
+// runUntilDone runs each fn (a server's Serve loop, a background job) in
+// its own goroutine until ctx is done or one of them returns. Then it
+// gives the HTTP servers five seconds to finish their requests, calls
+// stop for whatever else must end, and returns the error that ended the
+// run, unless it is the normal result of shutting down.
+func runUntilDone(ctx context.Context, servers []*http.Server, stop func(), fns ...func() error) error {
+	errc := make(chan error, len(fns))
+	for _, fn := range fns {
+		go func() { errc <- fn() }()
+	}
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, s := range servers {
+		s.Shutdown(sctx)
+	}
+	if stop != nil {
+		stop()
+	}
+	if err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}
