@@ -42,7 +42,7 @@ func newRig(b *testing.B, phones int) *rig {
 	go func() {
 		for mo := range c.mos {
 			if resp := r.op.accept(b, mo); resp != nil {
-				r.answers["+"+trimPlus(mo.From)] <- resp
+				r.answers[withPlus(mo.From)] <- resp
 			}
 		}
 	}()

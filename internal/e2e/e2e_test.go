@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -91,6 +92,10 @@ func newWorld(t testing.TB, n int, faults smsc.Faults) *world {
 	})
 	return w
 }
+
+// withPlus writes a number as the SIM records key it: SMPP peers often
+// leave out the +.
+func withPlus(s string) string { return "+" + strings.TrimPrefix(s, "+") }
 
 // smscNoFaults is a radio without faults.
 var smscNoFaults = smsc.Faults{}
@@ -186,7 +191,7 @@ func (o *operator) wrap(t testing.TB, msisdn string, c vmac.Command) []byte {
 // or a second copy of an answer already taken).
 func (o *operator) accept(t testing.TB, mo *messaging.MO) vmac.Response {
 	t.Helper()
-	msisdn := "+" + trimPlus(mo.From)
+	msisdn := withPlus(mo.From)
 	rec, ok := o.w.recs[msisdn]
 	if !ok {
 		t.Fatalf("MO from unknown %q", mo.From)
@@ -213,13 +218,6 @@ func (o *operator) accept(t testing.TB, mo *messaging.MO) vmac.Response {
 	return nil
 }
 
-func trimPlus(s string) string {
-	if len(s) > 0 && s[0] == '+' {
-		return s[1:]
-	}
-	return s
-}
-
 // TestOTAInfoThroughNetwork sends an OTA-secured INFO command to every SIM
 // through messaging → SMSC (SMPP over loopback) → handset → SIM and checks
 // the verified answers, on both database engines.
@@ -242,7 +240,7 @@ func TestOTAInfoThroughNetwork(t *testing.T) {
 					t.Fatalf("unexpected MO from %s", mo.From)
 				}
 				info, ok := r.(*vmac.InfoResponse)
-				if !ok || info.Result != vmac.StatusOK || info.ICCID != w.recs["+"+trimPlus(mo.From)].ICCID {
+				if !ok || info.Result != vmac.StatusOK || info.ICCID != w.recs[withPlus(mo.From)].ICCID {
 					t.Fatalf("INFO answer from %s = %#v", mo.From, r)
 				}
 				got++
@@ -277,7 +275,7 @@ func TestOTAWithLossAndDuplication(t *testing.T) {
 	go func() {
 		for mo := range c.mos {
 			if r := op.accept(t, mo); r != nil {
-				answers["+"+trimPlus(mo.From)] <- r
+				answers[withPlus(mo.From)] <- r
 			}
 		}
 	}()

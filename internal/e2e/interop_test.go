@@ -104,7 +104,7 @@ func TestNodeESMEAgainstOurSMSC(t *testing.T) {
 	}
 	mo := res.MO[0]
 	if mo.ESMClass&0x40 == 0 || mo.ProtocolID != 0x7F || mo.DataCoding != 0xF6 || mo.UDH != "7100" ||
-		trimPlus(mo.SourceAddr) != msisdn[1:] || mo.DestinationAddr != serviceNumber {
+		strings.TrimPrefix(mo.SourceAddr, "+") != msisdn[1:] || mo.DestinationAddr != serviceNumber {
 		t.Errorf("MO as node-smpp parsed it = %+v", mo)
 	}
 	packet, err := hex.DecodeString(mo.Message)
