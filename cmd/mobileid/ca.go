@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -36,8 +37,8 @@ const defaultTSAPolicy = "1.3.6.1.4.1.32473.1.3161"
 func parseOID(s string) (asn1.ObjectIdentifier, error) {
 	var oid asn1.ObjectIdentifier
 	for _, p := range strings.Split(s, ".") {
-		var n int
-		if _, err := fmt.Sscanf(p, "%d", &n); err != nil || n < 0 || fmt.Sprint(n) != p {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 0 || strconv.Itoa(n) != p {
 			return nil, fmt.Errorf("OID %q: bad arc %q", s, p)
 		}
 		oid = append(oid, n)
