@@ -100,6 +100,9 @@ func TestHandlerFailureRetriedThenNeverAgain(t *testing.T) {
 		f.request(moPDU(testMSISDN, true, 0xF6, segs[0]))
 
 		waitFor(t, "MO and receipt handed over", func() bool { return len(h.gotMOs()) == 1 && len(h.gotReceipts()) == 1 })
+		// The recorder sees a hand-over inside its transaction, before the
+		// commit; wait for the commit before reading what it wrote.
+		waitFor(t, "hand-overs committed", func() bool { return count(t, db, `SELECT COUNT(*) FROM handled_log`) >= 2 })
 		h.mu.Lock()
 		moCalls, rcptCalls := h.moCalls, h.rcptCalls
 		h.mu.Unlock()
