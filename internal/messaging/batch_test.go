@@ -377,6 +377,8 @@ func TestCrashDuringBatchHandOver(t *testing.T) {
 		h := &recorder{}
 		start(t, db, testConfig(), h, nil)
 		waitFor(t, "three MOs handed over", func() bool { return len(h.gotMOs()) == 3 })
+		// The recorder sees a hand-over before its commit.
+		waitFor(t, "hand-overs committed", func() bool { return count(t, db, `SELECT COUNT(*) FROM handled_log`) >= 3 })
 		time.Sleep(100 * time.Millisecond)
 		var got []int64
 		for _, mo := range h.gotMOs() {
