@@ -4,9 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"slices"
-	"sync"
-	"time"
 
 	"mobileid/internal/store"
 )
@@ -222,145 +219,23 @@ func (b *batch) execOne(q *query, args ...any) (bool, error) {
 	return n == 1, err
 }
 
-// inTx runs fn in a write transaction of the store. On SQLite this
-// Server's transactions first take turns at the gate: SQLite has one
-// writer, and a connection that finds the write lock taken sleeps in the
-// busy handler for a millisecond or more, which would dominate the latency
-// of short transactions. Waiting in Go instead costs nothing, and lets
-// urgent transactions go first. The wait is bounded so that a transaction
-// started from inside another one (a Handler calling SendPacket) meets
-// SQLite's busy timeout, as it would without the gate, rather than waiting
-// forever.
+// inTx runs fn in a write transaction of the store, at the given
+// priority (see store.DB.InTxPriority).
 func (s *Server) inTx(ctx context.Context, class gateClass, fn func(tx *sql.Tx) error) error {
-	if s.gate != nil && s.gate.enter(ctx, class) {
-		defer s.gate.leave()
-	}
 	s.commits.Add(1)
-	return s.db.InTx(ctx, fn)
+	return s.db.InTxPriority(ctx, class, fn)
 }
 
-// gateWait bounds the wait for the write gate.
-const gateWait = time.Second
-
-// A gateClass orders the transactions waiting at the gate.
-type gateClass int
+// A gateClass orders the transactions waiting for SQLite's writer.
+type gateClass = store.Priority
 
 const (
 	// urgent: storing what an SMSC waits for (deliver_sm awaiting their
 	// deliver_sm_resp, whose window limits what the SMSC sends us).
-	urgent gateClass = iota
+	urgent = store.Urgent
 	// routine: everything else.
-	routine
-	nClasses
+	routine = store.Routine
 )
-
-// writeGate is a lock whose waiters are served by class, then in order.
-type writeGate struct {
-	mu      sync.Mutex
-	held    bool
-	waiters [nClasses][]chan struct{}
-}
-
-// enter waits for the gate, at most gateWait, and reports whether it
-// holds it.
-func (g *writeGate) enter(ctx context.Context, class gateClass) bool {
-	g.mu.Lock()
-	if !g.held {
-		g.held = true
-		g.mu.Unlock()
-		return true
-	}
-	ch := make(chan struct{})
-	g.waiters[class] = append(g.waiters[class], ch)
-	g.mu.Unlock()
-	t := time.NewTimer(gateWait)
-	defer t.Stop()
-	select {
-	case <-ch:
-		return true
-	case <-t.C:
-	case <-ctx.Done():
-	}
-	g.mu.Lock()
-	if i := slices.Index(g.waiters[class], ch); i >= 0 {
-		g.waiters[class] = slices.Delete(g.waiters[class], i, i+1)
-		g.mu.Unlock()
-		return false
-	}
-	g.mu.Unlock()
-	<-ch // handed the gate meanwhile
-	return true
-}
-
-// leave passes the gate to the first waiter of the first class that has
-// one.
-func (g *writeGate) leave() {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	for c := range g.waiters {
-		if w := g.waiters[c]; len(w) > 0 {
-			close(w[0])
-			g.waiters[c] = w[1:]
-			return
-		}
-	}
-	g.held = false
-}
-
-// The checkpointer's pace: every checkpointEvery it checkpoints if this
-// Server committed checkpointCommits transactions since it last did, and
-// finishes the checkpoint under the gate once the WAL holds
-// walRestartFrames pages (SQLite's own threshold is 1000; a transaction
-// writes a few to a few dozen).
-const (
-	checkpointEvery   = 10 * time.Millisecond
-	checkpointCommits = 24
-	walRestartFrames  = 600
-)
-
-// checkpointLoop checkpoints the SQLite WAL while Run runs. Left to
-// itself, SQLite checkpoints inside the commit that takes the WAL past
-// 1000 pages: it copies the pages to the database file and syncs both
-// files, which takes milliseconds, all the while holding up that
-// transaction — and, since this Server's writers take turns, every other
-// one. Here a PASSIVE checkpoint copies what it can beside the writers;
-// when the WAL grows long, a second one under the gate copies the last
-// few pages while no writer of ours appends more, so that the next
-// transaction starts the WAL over and SQLite's own threshold is not
-// reached. It is an optimisation only: the data is safe either way.
-func (s *Server) checkpointLoop(ctx context.Context) {
-	t := time.NewTicker(checkpointEvery)
-	defer t.Stop()
-	var last uint64
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		n := s.commits.Load()
-		if n-last < checkpointCommits {
-			continue
-		}
-		last = n
-		frames, _, err := s.checkpoint(ctx)
-		if err == nil && frames >= walRestartFrames && s.gate.enter(ctx, routine) {
-			_, _, err = s.checkpoint(ctx)
-			s.gate.leave()
-		}
-		if err != nil && ctx.Err() == nil {
-			s.log.Warn("cannot checkpoint the WAL", "err", err)
-		}
-	}
-}
-
-// checkpoint runs a PASSIVE checkpoint and returns the pages in the WAL
-// and how many of them are in the database file now.
-func (s *Server) checkpoint(ctx context.Context) (frames, done int, err error) {
-	var busy int
-	err = s.db.QueryRowContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &frames, &done)
-	return frames, done, err
-}
 
 // A query is a statement, prepared once per Server where that pays.
 type query struct {

@@ -467,43 +467,6 @@ func TestExpiredLeaseIsSentByAnotherNode(t *testing.T) {
 	})
 }
 
-func TestWriteGateServesUrgentFirst(t *testing.T) {
-	var g writeGate
-	ctx := t.Context()
-	if !g.enter(ctx, routine) {
-		t.Fatal("an idle gate was not entered")
-	}
-	var mu sync.Mutex
-	var order []gateClass
-	var wg sync.WaitGroup
-	waiting := func(n int) bool {
-		g.mu.Lock()
-		defer g.mu.Unlock()
-		return len(g.waiters[urgent])+len(g.waiters[routine]) == n
-	}
-	for i, c := range []gateClass{routine, routine, urgent} {
-		wg.Go(func() {
-			if !g.enter(ctx, c) {
-				t.Error("gate not entered")
-				return
-			}
-			mu.Lock()
-			order = append(order, c)
-			mu.Unlock()
-			g.leave()
-		})
-		waitFor(t, "waiters queued", func() bool { return waiting(i + 1) })
-	}
-	g.leave()
-	wg.Wait()
-	if want := []gateClass{urgent, routine, routine}; !slices.Equal(order, want) {
-		t.Errorf("gate served %v, want %v", order, want)
-	}
-	if g.held {
-		t.Error("gate still held")
-	}
-}
-
 func TestGroupCommitCallerGivesUpWhileQueued(t *testing.T) {
 	storetest.Run(t, func(t *testing.T, db *store.DB) {
 		s := idle(t, db, &recorder{}, nil)

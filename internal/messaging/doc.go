@@ -68,8 +68,9 @@
 //
 // # SQLite
 //
-// SQLite has a single writer. The Server's write transactions take turns
-// in Go, those that an SMSC waits for (deliver_sm) first, rather than
-// sleeping in SQLite's busy handler, and while Run runs it checkpoints the
-// WAL in the background, so that no commit pays for a checkpoint.
+// SQLite has a single writer. The store's write transactions take turns
+// in Go (store.DB.InTxPriority), and those that an SMSC waits for
+// (deliver_sm) go first, rather than sleeping in SQLite's busy handler; the
+// store checkpoints the WAL in the background, so that no commit pays for a
+// checkpoint.
 package messaging

@@ -113,15 +113,13 @@ type Server struct {
 	sessions []*session
 
 	q       *queries
-	gate    *writeGate // SQLite: this Server's write transactions take turns (see inTx)
-	sendQ   sendQueue  // group commit of SendPacket and SendText
-	handoff handoff    // from the workers to the dispatcher
+	sendQ   sendQueue // group commit of SendPacket and SendText
+	handoff handoff   // from the workers to the dispatcher
 
 	senderWake   chan struct{}
 	dispatchWake chan struct{}
 	running      atomic.Bool
-	// commits counts this Server's write transactions, for the
-	// checkpointer.
+	// commits counts this Server's write transactions.
 	commits atomic.Uint64
 	// starved is set when the sender left ready segments behind because
 	// the windows were full, so that the next submit_sm_resp wakes it.
@@ -172,9 +170,6 @@ func New(cfg Config, db *store.DB, h Handler, logger *slog.Logger, reg prometheu
 		claiming: make(chan struct{}, 1),
 	}
 	s.sendQ.wake = make(chan struct{}, 1)
-	if db.Dialect() == store.SQLite {
-		s.gate = &writeGate{}
-	}
 	if err := s.prepareQueries(context.Background()); err != nil {
 		return nil, fmt.Errorf("prepare messaging statements: %w", err)
 	}
@@ -203,9 +198,6 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	wg.Go(func() { s.sendLoop(ctx) })
 	wg.Go(func() { s.dispatchLoop(ctx) })
-	if s.db.Dialect() == store.SQLite {
-		wg.Go(func() { s.checkpointLoop(ctx) })
-	}
 	wg.Wait()
 	return nil
 }

@@ -91,6 +91,11 @@ type DB struct {
 	*sql.DB
 	dialect Dialect
 	cfg     Config
+
+	// SQLite only: the write gate and the WAL checkpointer.
+	gate           *writeGate
+	stopCheckpoint context.CancelFunc
+	checkpointDone chan struct{}
 }
 
 // Pool sizes. SQLite has a single writer, so more connections only buy
@@ -164,7 +169,7 @@ func openSQLite(ctx context.Context, cfg Config, path string) (*DB, error) {
 	}
 	sqldb.SetMaxOpenConns(sqliteMaxConns)
 	sqldb.SetMaxIdleConns(sqliteMaxConns)
-	db := &DB{DB: sqldb, dialect: SQLite, cfg: cfg}
+	db := &DB{DB: sqldb, dialect: SQLite, cfg: cfg, gate: &writeGate{}}
 
 	// Some file systems cannot do WAL, and SQLite then silently keeps its
 	// rollback journal, which has neither the concurrency nor the crash
@@ -178,6 +183,12 @@ func openSQLite(ctx context.Context, cfg Config, path string) (*DB, error) {
 		sqldb.Close()
 		return nil, fmt.Errorf("open sqlite database %s: journal mode is %q, want wal", path, mode)
 	}
+	cctx, cancel := context.WithCancel(context.Background())
+	db.stopCheckpoint, db.checkpointDone = cancel, make(chan struct{})
+	go func() {
+		defer close(db.checkpointDone)
+		db.checkpointLoop(cctx)
+	}()
 	return db, nil
 }
 
@@ -219,6 +230,10 @@ func (db *DB) Config() Config { return db.cfg }
 // Close closes the database and its connections. For SQLite the last
 // connection to close checkpoints the WAL into the database file.
 func (db *DB) Close() error {
+	if db.stopCheckpoint != nil {
+		db.stopCheckpoint()
+		<-db.checkpointDone
+	}
 	if err := db.DB.Close(); err != nil {
 		return fmt.Errorf("close %s database: %w", db.dialect, err)
 	}

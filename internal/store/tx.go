@@ -39,9 +39,18 @@ const (
 // connection or a lock that this transaction holds). On PostgreSQL the
 // transaction runs at the server's default isolation, READ COMMITTED.
 func (db *DB) InTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	return db.InTxPriority(ctx, Routine, fn)
+}
+
+// InTxPriority is InTx with a priority. On SQLite, write transactions take
+// turns in Go before BEGIN, the waiters of a higher priority first, instead
+// of sleeping in SQLite's busy handler; the wait is bounded, after which the
+// transaction proceeds to SQLite's own locking. On PostgreSQL the priority
+// has no effect.
+func (db *DB) InTxPriority(ctx context.Context, p Priority, fn func(tx *sql.Tx) error) error {
 	backoff := txBackoff
 	for attempt := 1; ; attempt++ {
-		err := db.inTx(ctx, fn)
+		err := db.inTxGated(ctx, p, fn)
 		if err == nil || attempt == txAttempts || !isRetryable(err) {
 			return err
 		}
@@ -53,6 +62,15 @@ func (db *DB) InTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 		case <-time.After(pause):
 		}
 	}
+}
+
+// inTxGated makes one attempt of InTxPriority, at the gate on SQLite.
+func (db *DB) inTxGated(ctx context.Context, p Priority, fn func(tx *sql.Tx) error) error {
+	if db.gate != nil && db.gate.enter(ctx, p) {
+		defer db.gate.leave()
+		db.gate.commits.Add(1)
+	}
+	return db.inTx(ctx, fn)
 }
 
 // inTx makes one attempt of InTx.
