@@ -54,4 +54,3 @@ func TestWriteGateServesUrgentFirst(t *testing.T) {
 		t.Error("gate still held")
 	}
 }
-
