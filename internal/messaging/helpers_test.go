@@ -52,12 +52,32 @@ type recorder struct {
 	failReceipt int
 	moCalls     int
 	rcptCalls   int
+	// afterCommit counts the AfterCommit hooks that ran, by kind.
+	afterCommit map[string]int
+}
+
+// hook registers an AfterCommit hook that counts kind.
+func (r *recorder) hook(ctx context.Context, kind string) error {
+	if !AfterCommit(ctx, func() {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if r.afterCommit == nil {
+			r.afterCommit = map[string]int{}
+		}
+		r.afterCommit[kind]++
+	}) {
+		return errors.New("AfterCommit outside a hand-over")
+	}
+	return nil
 }
 
 var errHandlerDown = errors.New("handler down")
 
 func (r *recorder) HandleMO(ctx context.Context, tx *sql.Tx, mo *MO) error {
 	if _, err := tx.ExecContext(ctx, `INSERT INTO handled_log (kind, ref) VALUES ('mo', $1)`, mo.ID); err != nil {
+		return err
+	}
+	if err := r.hook(ctx, "mo"); err != nil {
 		return err
 	}
 	r.mu.Lock()
@@ -73,6 +93,9 @@ func (r *recorder) HandleMO(ctx context.Context, tx *sql.Tx, mo *MO) error {
 
 func (r *recorder) HandleReceipt(ctx context.Context, tx *sql.Tx, rc *Receipt) error {
 	if _, err := tx.ExecContext(ctx, `INSERT INTO handled_log (kind, ref) VALUES ('receipt', $1)`, rc.MessageID); err != nil {
+		return err
+	}
+	if err := r.hook(ctx, "receipt"); err != nil {
 		return err
 	}
 	r.mu.Lock()

@@ -379,14 +379,18 @@ func (s *Server) moItems(ctx context.Context, now time.Time) ([]*txItem, bool, e
 // moHandOverItem offers a complete MO to the Handler; deleting the row in
 // the same transaction is the mark that it was handed over.
 func (s *Server) moHandOverItem(ctx context.Context, mo MO, attempts int) *txItem {
+	var hooks *commitHooks
 	return &txItem{
 		savepoint: true,
 		do: func(ctx context.Context, b *batch) error {
+			hooks = nil
 			if ok, err := b.execOne(s.q.takeMO, mo.ID); err != nil || !ok {
 				return err // !ok: handed over by another node
 			}
 			m := mo
-			if err := s.h.HandleMO(ctx, b.tx, &m); err != nil {
+			var hctx context.Context
+			hctx, hooks = withCommitHooks(ctx)
+			if err := s.h.HandleMO(hctx, b.tx, &m); err != nil {
 				return &handlerError{err}
 			}
 			return nil
@@ -395,7 +399,12 @@ func (s *Server) moHandOverItem(ctx context.Context, mo MO, attempts int) *txIte
 			_, err := b.exec(s.q.postponeMO, micros(s.now().Add(s.retryDelay(attempts))), mo.ID)
 			return err
 		},
-		done: func(err error) { s.handedOver(ctx, "messaging_mo", mo.ID, attempts, err) },
+		done: func(err error) {
+			s.handedOver(ctx, "messaging_mo", mo.ID, attempts, err)
+			if err == nil {
+				hooks.run()
+			}
+		},
 	}
 }
 

@@ -666,14 +666,18 @@ func (s *Server) outcomeItems(ctx context.Context, now time.Time) ([]*txItem, bo
 // outcomeItem offers a decided outcome to the Handler; setting handled_at
 // in the same transaction is the mark that it was handed over.
 func (s *Server) outcomeItem(ctx context.Context, r Receipt, attempts int) *txItem {
+	var hooks *commitHooks
 	return &txItem{
 		savepoint: true,
 		do: func(ctx context.Context, b *batch) error {
+			hooks = nil
 			if ok, err := b.execOne(s.q.takeOutcome, micros(s.now()), r.MessageID); err != nil || !ok {
 				return err // !ok: handed over by another node
 			}
 			rc := r
-			if err := s.h.HandleReceipt(ctx, b.tx, &rc); err != nil {
+			var hctx context.Context
+			hctx, hooks = withCommitHooks(ctx)
+			if err := s.h.HandleReceipt(hctx, b.tx, &rc); err != nil {
 				return &handlerError{err}
 			}
 			return nil
@@ -682,7 +686,12 @@ func (s *Server) outcomeItem(ctx context.Context, r Receipt, attempts int) *txIt
 			_, err := b.exec(s.q.postponeOutcome, micros(s.now().Add(s.retryDelay(attempts))), r.MessageID)
 			return err
 		},
-		done: func(err error) { s.handedOver(ctx, "messaging_outbox", r.MessageID, attempts, err) },
+		done: func(err error) {
+			s.handedOver(ctx, "messaging_outbox", r.MessageID, attempts, err)
+			if err == nil {
+				hooks.run()
+			}
+		},
 	}
 }
 

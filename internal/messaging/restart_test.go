@@ -2,6 +2,7 @@ package messaging
 
 import (
 	"bytes"
+	"maps"
 	"net"
 	"testing"
 	"time"
@@ -109,9 +110,24 @@ func TestHandlerFailureRetriedThenNeverAgain(t *testing.T) {
 		if moCalls != 2 || rcptCalls != 2 {
 			t.Errorf("handler calls: %d MO, %d receipt; want 2 each (one refused, one taken)", moCalls, rcptCalls)
 		}
-		// The refused attempts' writes were rolled back with them.
+		// The refused attempts' writes were rolled back with them, and
+		// their AfterCommit hooks never ran.
 		if n := count(t, db, `SELECT COUNT(*) FROM handled_log`); n != 2 {
 			t.Errorf("handled_log rows = %d, want 2", n)
+		}
+		waitFor(t, "AfterCommit hooks", func() bool {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			return h.afterCommit["mo"]+h.afterCommit["receipt"] >= 2
+		})
+		h.mu.Lock()
+		hooks := maps.Clone(h.afterCommit)
+		h.mu.Unlock()
+		if want := map[string]int{"mo": 1, "receipt": 1}; !maps.Equal(hooks, want) {
+			t.Errorf("AfterCommit hooks run = %v, want %v", hooks, want)
+		}
+		if AfterCommit(t.Context(), func() {}) {
+			t.Error("AfterCommit outside a hand-over reported true")
 		}
 		first.stop()
 
