@@ -150,7 +150,6 @@ type tstInfo struct {
 	Version        int
 	Policy         asn1.ObjectIdentifier
 	MessageImprint messageImprint
-	Rest           asn1.RawContent
 }
 
 type messageImprint struct {
