@@ -2,6 +2,7 @@ package etsi
 
 import (
 	"bytes"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,12 +22,21 @@ func addSeeds(f *testing.F, glob string) {
 	}
 }
 
+// encoders re-encodes what decodeEnvelope returned for each kind.
+var encoders = map[envelopeKind]func(io.Writer, any) error{
+	kindRequest:              EncodeRequest,
+	kindResponse:             EncodeResponse,
+	kindNotification:         func(w io.Writer, v any) error { return EncodeNotification(w, v.(*MSSStatusResp)) },
+	kindNotificationResponse: func(w io.Writer, v any) error { return EncodeNotificationResponse(w, v.(*MSSReceiptReq)) },
+}
+
 func FuzzDecodeSOAP(f *testing.F) {
 	addSeeds(f, "*.xml")
 	f.Add([]byte(anyPrefixReq))
+	f.Add([]byte(rpcToolkitReq))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		for _, req := range []bool{true, false} {
-			v, err := decodeSOAP(bytes.NewReader(data), 1<<16, req)
+		for kind, encode := range encoders {
+			v, err := decodeEnvelope(bytes.NewReader(data), 1<<16, kind)
 			if err != nil {
 				if !strings.HasPrefix(err.Error(), "etsi: ") {
 					t.Fatalf("bad error %v", err)
@@ -34,10 +44,10 @@ func FuzzDecodeSOAP(f *testing.F) {
 				continue
 			}
 			var b bytes.Buffer
-			if err := encodeSOAP(&b, v, req); err != nil {
+			if err := encode(&b, v); err != nil {
 				t.Fatalf("encode: %v", err)
 			}
-			v2, err := decodeSOAP(bytes.NewReader(b.Bytes()), 1<<20, req)
+			v2, err := decodeEnvelope(bytes.NewReader(b.Bytes()), 1<<20, kind)
 			if err != nil {
 				t.Fatalf("re-decode: %v\n%s", err, b.Bytes())
 			}
@@ -70,6 +80,30 @@ func FuzzDecodeJSON(f *testing.F) {
 			if d := cmp.Diff(v, v2, cmpOpts); d != "" {
 				t.Fatalf("round trip (-first +second):\n%s", d)
 			}
+		}
+	})
+}
+
+func FuzzDecodeFault(f *testing.F) {
+	addSeeds(f, "fault*.xml")
+	f.Fuzz(func(t *testing.T, data []byte) {
+		ft, err := DecodeFault(bytes.NewReader(data), 1<<16)
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "etsi: ") {
+				t.Fatalf("bad error %v", err)
+			}
+			return
+		}
+		var b bytes.Buffer
+		if err := EncodeFault(&b, ft); err != nil {
+			t.Fatalf("encode: %v", err)
+		}
+		ft2, err := DecodeFault(bytes.NewReader(b.Bytes()), 1<<20)
+		if err != nil {
+			t.Fatalf("re-decode: %v\n%s", err, b.Bytes())
+		}
+		if d := cmp.Diff(ft, ft2); d != "" {
+			t.Fatalf("round trip (-first +second):\n%s", d)
 		}
 	})
 }

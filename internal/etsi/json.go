@@ -49,10 +49,10 @@ func decodeJSON(r io.Reader, max int64, wantRequest bool) (any, error) {
 // and errors are as for DecodeRequest.
 func DecodeJSONRequest(r io.Reader, max int64) (any, error) { return decodeJSON(r, max, true) }
 
-// DecodeJSONResponse is DecodeJSONRequest for the four response messages.
+// DecodeJSONResponse is DecodeJSONRequest for the five response messages.
 func DecodeJSONResponse(r io.Reader, max int64) (any, error) { return decodeJSON(r, max, false) }
 
-// EncodeJSON writes msg (any of the eight message pointers) as
+// EncodeJSON writes msg (any of the ten message pointers) as
 // {"<element>": {...}} followed by a newline.
 func EncodeJSON(w io.Writer, msg any) error {
 	name, ok := elementName(msg)
@@ -70,8 +70,9 @@ func EncodeJSON(w io.Writer, msg any) error {
 }
 
 type jsonSubCode struct {
-	Value   string `json:"Value"`
-	ValueNs string `json:"ValueNs"`
+	Value   string       `json:"Value"`
+	ValueNs string       `json:"ValueNs"`
+	SubCode *jsonSubCode `json:"SubCode,omitempty"`
 }
 
 type jsonFault struct {
@@ -88,7 +89,8 @@ type jsonFault struct {
 
 // EncodeJSONFault writes f in the Swisscom REST fault shape:
 // {"Fault":{"Code":{"Value":"Sender","ValueNs":...,"SubCode":{"Value":"_101",
-// "ValueNs":...}},"Reason":"WRONG_PARAM","Detail":"..."}}.
+// "ValueNs":...}},"Reason":"WRONG_PARAM","Detail":"..."}}. A detail code
+// becomes a SubCode of the SubCode, as in Kiuru's nested fault codes.
 func EncodeJSONFault(w io.Writer, f *Fault) error {
 	if f == nil {
 		return fmt.Errorf("etsi: nil fault")
@@ -97,6 +99,9 @@ func EncodeJSONFault(w io.Writer, f *Fault) error {
 	jf.Fault.Code.Value = f.Code.faultClass()
 	jf.Fault.Code.ValueNs = SOAPNamespace
 	jf.Fault.Code.SubCode = jsonSubCode{Value: "_" + strconv.Itoa(int(f.Code)), ValueNs: Namespace}
+	if f.DetailCode != 0 {
+		jf.Fault.Code.SubCode.SubCode = &jsonSubCode{Value: "_" + strconv.Itoa(f.DetailCode), ValueNs: Namespace}
+	}
 	jf.Fault.Reason = f.Code.Name()
 	jf.Fault.Detail = f.Detail
 	b, err := json.Marshal(jf)
@@ -119,13 +124,16 @@ func DecodeJSONFault(r io.Reader, max int64) (*Fault, error) {
 	if err := json.Unmarshal(data, &jf); err != nil {
 		return nil, fmt.Errorf("etsi: decoding JSON fault: %w", err)
 	}
-	sub := jf.Fault.Code.SubCode.Value
-	if len(sub) < 2 || sub[0] != '_' {
-		return nil, fmt.Errorf("etsi: fault subcode %q is not an ETSI status code", sub)
+	sc := &jf.Fault.Code.SubCode
+	n, ok := parseSubcode(sc.Value, true)
+	if !ok {
+		return nil, fmt.Errorf("etsi: fault subcode %q is not an ETSI status code", sc.Value)
 	}
-	n, err := strconv.Atoi(sub[1:])
-	if err != nil {
-		return nil, fmt.Errorf("etsi: fault subcode %q is not an ETSI status code", sub)
+	f := &Fault{Code: Code(n), Detail: jf.Fault.Detail}
+	if sc.SubCode != nil {
+		if f.DetailCode, ok = parseSubcode(sc.SubCode.Value, false); !ok {
+			return nil, fmt.Errorf("etsi: fault detail subcode %q is not a detail code", sc.SubCode.Value)
+		}
 	}
-	return &Fault{Code: Code(n), Detail: jf.Fault.Detail}, nil
+	return f, nil
 }

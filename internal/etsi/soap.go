@@ -79,9 +79,49 @@ func nextStart(d *xml.Decoder) (*xml.StartElement, error) {
 	}
 }
 
-// decodeSOAP decodes any of the eight message elements from a SOAP 1.2
-// envelope, accepting only requests or only responses.
+// envelopeKind says which messages a SOAP body may carry.
+type envelopeKind int
+
+const (
+	kindRequest              envelopeKind = iota // AP → MSSP requests
+	kindResponse                                 // MSSP → AP responses
+	kindNotification                             // MSSP → AP: MSS_StatusResp in MSS_Notification
+	kindNotificationResponse                     // AP → MSSP: MSS_ReceiptReq answering it
+)
+
+// notificationOperation is the operation of the asynchServerServer
+// callback. It has no messages of its own: the MSSP sends an
+// MSS_StatusResp and the AP answers with an MSS_ReceiptReq (Laverca's
+// MSS_NotificationPortType).
+const notificationOperation = "MSS_Notification"
+
+// accepts reports whether a body of kind k may carry message m, and under
+// which operation.
+func (k envelopeKind) accepts(m msgInfo) (operation string, ok bool) {
+	switch k {
+	case kindRequest:
+		return m.operation, m.request
+	case kindResponse:
+		return m.operation, !m.request
+	case kindNotification:
+		return notificationOperation, m.element == "MSS_StatusResp"
+	case kindNotificationResponse:
+		return notificationOperation, m.element == "MSS_ReceiptReq"
+	}
+	return "", false
+}
+
+// decodeSOAP decodes a request or response message from a SOAP 1.2
+// envelope.
 func decodeSOAP(r io.Reader, max int64, wantRequest bool) (any, error) {
+	if wantRequest {
+		return decodeEnvelope(r, max, kindRequest)
+	}
+	return decodeEnvelope(r, max, kindResponse)
+}
+
+// decodeEnvelope decodes one message of kind k from a SOAP 1.2 envelope.
+func decodeEnvelope(r io.Reader, max int64, k envelopeKind) (any, error) {
 	data, err := readLimited(r, max)
 	if err != nil {
 		return nil, err
@@ -123,10 +163,13 @@ func decodeSOAP(r io.Reader, max int64, wantRequest bool) (any, error) {
 		return nil, NewFault(CodeMissingParam, "SOAP Body is empty")
 	}
 	depth := 0
-	// The WSDL rpc style wraps the message in an operation element
-	// (e.g. <MSS_Signature>); accept it in any namespace.
-	if op.Name.Space != Namespace && isOperation(op.Name.Local) {
-		depth = 1
+	// The WSDL rpc style wraps the message in an operation element (e.g.
+	// <MSS_Signature>), which toolkits put in no namespace, in the
+	// WSDL's target namespace or in any other; accept them all.
+	var wrapper *xml.StartElement
+	wrapperOp, isWrapper := operationOf(op.Name.Local)
+	if isWrapper {
+		depth, wrapper = 1, op
 		if op, err = nextStart(d); err != nil {
 			return nil, err
 		}
@@ -138,11 +181,17 @@ func decodeSOAP(r io.Reader, max int64, wantRequest bool) (any, error) {
 	if !ok {
 		return nil, NewFault(CodeWrongParam, "unknown operation %q", op.Name.Local)
 	}
-	if op.Name.Space != Namespace {
+	// In rpc/literal the part accessor inside the wrapper is unqualified
+	// (WSDL 1.1 §3.5); some toolkits give it the wrapper's namespace.
+	if ns := op.Name.Space; ns != Namespace && (wrapper == nil || ns != "" && ns != wrapper.Name.Space) {
 		return nil, NewFault(CodeIncompatibleInterface, "unsupported namespace %q for %s", op.Name.Space, op.Name.Local)
 	}
-	if info.request != wantRequest {
+	operation, ok := k.accepts(info)
+	if !ok {
 		return nil, NewFault(CodeWrongParam, "unexpected message %s", op.Name.Local)
+	}
+	if isWrapper && wrapperOp != operation {
+		return nil, NewFault(CodeWrongParam, "operation %s does not carry %s", wrapper.Name.Local, op.Name.Local)
 	}
 	v := info.new()
 	if err := d.DecodeElement(v, op); err != nil {
@@ -170,18 +219,44 @@ func decodeSOAP(r io.Reader, max int64, wantRequest bool) (any, error) {
 	if err := Validate(v); err != nil {
 		return nil, err
 	}
+	if k == kindNotification && v.(*MSSStatusResp).MSSPTransID == "" {
+		return nil, NewFault(CodeMissingParam, "MSSP_TransID missing")
+	}
 	return v, nil
 }
 
 // DecodeRequest decodes a SOAP 1.2 request envelope holding MSS_SignatureReq,
-// MSS_StatusReq, MSS_ReceiptReq or MSS_ProfileReq (optionally wrapped in its
-// rpc operation element) and returns the corresponding pointer
-// (*MSSSignatureReq, ...). Bodies larger than max bytes (DefaultMaxBody when
-// max <= 0) are rejected. Every error is a *Fault.
+// MSS_StatusReq, MSS_ReceiptReq, MSS_ProfileReq or MSS_RegistrationReq
+// (optionally wrapped in its rpc operation element) and returns the
+// corresponding pointer (*MSSSignatureReq, ...). Bodies larger than max
+// bytes (DefaultMaxBody when max <= 0) are rejected. Every error is a
+// *Fault.
 func DecodeRequest(r io.Reader, max int64) (any, error) { return decodeSOAP(r, max, true) }
 
-// DecodeResponse is DecodeRequest for the four response messages.
+// DecodeResponse is DecodeRequest for the five response messages.
 func DecodeResponse(r io.Reader, max int64) (any, error) { return decodeSOAP(r, max, false) }
+
+// DecodeNotification decodes the MSS_Notification an MSSP sends to the
+// AP_URL of an asynchServerServer request: an MSS_StatusResp, which must
+// carry MSSP_TransID, in an <MSS_Notification> element. Limits and errors
+// are as for DecodeRequest.
+func DecodeNotification(r io.Reader, max int64) (*MSSStatusResp, error) {
+	v, err := decodeEnvelope(r, max, kindNotification)
+	if err != nil {
+		return nil, err
+	}
+	return v.(*MSSStatusResp), nil
+}
+
+// DecodeNotificationResponse decodes the AP's answer to MSS_Notification:
+// an MSS_ReceiptReq in an <MSS_NotificationResponse> element.
+func DecodeNotificationResponse(r io.Reader, max int64) (*MSSReceiptReq, error) {
+	v, err := decodeEnvelope(r, max, kindNotificationResponse)
+	if err != nil {
+		return nil, err
+	}
+	return v.(*MSSReceiptReq), nil
+}
 
 func writeEnvelope(w io.Writer, wrapper string, n *node) error {
 	var b bytes.Buffer
@@ -228,17 +303,50 @@ func EncodeRequest(w io.Writer, req any) error { return encodeSOAP(w, req, true)
 // <MSS_SignatureResponse>). Elements use the env: and mss: prefixes.
 func EncodeResponse(w io.Writer, resp any) error { return encodeSOAP(w, resp, false) }
 
+// EncodeNotification writes the MSS_Notification an MSSP posts to the
+// AP_URL of an asynchServerServer request: n in an <MSS_Notification>
+// element. n.MSSPTransID names the transaction and must be set.
+func EncodeNotification(w io.Writer, n *MSSStatusResp) error {
+	if n == nil {
+		return errors.New("etsi: nil notification")
+	}
+	if n.MSSPTransID == "" {
+		return errors.New("etsi: notification without MSSP_TransID")
+	}
+	node, err := messageNode(n)
+	if err != nil {
+		return err
+	}
+	return writeEnvelope(w, notificationOperation, node)
+}
+
+// EncodeNotificationResponse writes the AP's answer to MSS_Notification: an
+// MSS_ReceiptReq in an <MSS_NotificationResponse> element.
+func EncodeNotificationResponse(w io.Writer, ack *MSSReceiptReq) error {
+	if ack == nil {
+		return errors.New("etsi: nil notification response")
+	}
+	node, err := messageNode(ack)
+	if err != nil {
+		return err
+	}
+	return writeEnvelope(w, notificationOperation+"Response", node)
+}
+
 // EncodeFault writes a SOAP 1.2 Fault envelope for f: env:Sender or
-// env:Receiver with subcode mss:_NNN, the status name as reason and the
-// detail text in env:Detail/mss:StatusDetail.
+// env:Receiver with subcode mss:_NNN, a nested subcode mss:_DDDD when f has
+// a detail code, the status name as reason and the detail text in
+// env:Detail/mss:StatusDetail.
 func EncodeFault(w io.Writer, f *Fault) error {
 	if f == nil {
 		return errors.New("etsi: nil fault")
 	}
+	sub := el("env:Subcode", textEl("env:Value", "mss:_"+strconv.Itoa(int(f.Code))))
+	if f.DetailCode != 0 {
+		sub.add(el("env:Subcode", textEl("env:Value", "mss:_"+strconv.Itoa(f.DetailCode))))
+	}
 	fault := el("env:Fault",
-		el("env:Code",
-			textEl("env:Value", "env:"+f.Code.faultClass()),
-			el("env:Subcode", textEl("env:Value", "mss:_"+strconv.Itoa(int(f.Code))))),
+		el("env:Code", textEl("env:Value", "env:"+f.Code.faultClass()), sub),
 		el("env:Reason", textEl("env:Text", f.Code.Name()).attr("xml:lang", "en")),
 	)
 	if f.Detail != "" {
@@ -258,7 +366,10 @@ type soapFault struct {
 	Code struct {
 		Value   string `xml:"http://www.w3.org/2003/05/soap-envelope Value"`
 		Subcode struct {
-			Value string `xml:"http://www.w3.org/2003/05/soap-envelope Value"`
+			Value   string `xml:"http://www.w3.org/2003/05/soap-envelope Value"`
+			Subcode *struct {
+				Value string `xml:"http://www.w3.org/2003/05/soap-envelope Value"`
+			} `xml:"http://www.w3.org/2003/05/soap-envelope Subcode"`
 		} `xml:"http://www.w3.org/2003/05/soap-envelope Subcode"`
 	} `xml:"http://www.w3.org/2003/05/soap-envelope Code"`
 	Detail struct {
@@ -268,7 +379,8 @@ type soapFault struct {
 }
 
 // DecodeFault decodes a SOAP 1.2 Fault envelope produced by an MSSP (client
-// side). The code is taken from the _NNN subcode.
+// side). The code is taken from the _NNN subcode and the detail code from a
+// nested subcode (_DDDD, or DDDD as some MSSPs write it).
 func DecodeFault(r io.Reader, max int64) (*Fault, error) {
 	data, err := readLimited(r, max)
 	if err != nil {
@@ -287,17 +399,34 @@ func DecodeFault(r io.Reader, max int64) (*Fault, error) {
 	if env.Fault == nil {
 		return nil, errors.New("etsi: no SOAP fault in body")
 	}
-	sub := strings.TrimSpace(env.Fault.Code.Subcode.Value)
-	if i := strings.IndexByte(sub, ':'); i >= 0 {
-		sub = sub[i+1:]
+	sc := &env.Fault.Code.Subcode
+	n, ok := parseSubcode(sc.Value, true)
+	if !ok {
+		return nil, fmt.Errorf("etsi: fault subcode %q is not an ETSI status code", sc.Value)
 	}
-	n, err := strconv.Atoi(strings.TrimPrefix(sub, "_"))
-	if err != nil || !strings.HasPrefix(sub, "_") {
-		return nil, fmt.Errorf("etsi: fault subcode %q is not an ETSI status code", env.Fault.Code.Subcode.Value)
+	f := &Fault{Code: Code(n), Detail: env.Fault.Detail.Text}
+	if f.Detail == "" {
+		f.Detail = strings.TrimSpace(env.Fault.Detail.Inner)
 	}
-	detail := env.Fault.Detail.Text
-	if detail == "" {
-		detail = strings.TrimSpace(env.Fault.Detail.Inner)
+	if sc.Subcode != nil {
+		if f.DetailCode, ok = parseSubcode(sc.Subcode.Value, false); !ok {
+			return nil, fmt.Errorf("etsi: fault detail subcode %q is not a detail code", sc.Subcode.Value)
+		}
 	}
-	return &Fault{Code: Code(n), Detail: detail}, nil
+	return f, nil
+}
+
+// parseSubcode parses a subcode QName such as mss:_101. The underscore,
+// which makes the local part an NCName, is required when strict.
+func parseSubcode(qname string, strict bool) (int, bool) {
+	s := strings.TrimSpace(qname)
+	if i := strings.IndexByte(s, ':'); i >= 0 {
+		s = s[i+1:]
+	}
+	digits := strings.TrimPrefix(s, "_")
+	if strict && digits == s {
+		return 0, false
+	}
+	n, err := strconv.Atoi(digits)
+	return n, err == nil
 }

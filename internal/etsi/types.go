@@ -3,6 +3,7 @@ package etsi
 import (
 	"encoding/base64"
 	"encoding/json"
+	"strings"
 	"time"
 )
 
@@ -99,11 +100,6 @@ func (u MSSURI) MarshalJSON() ([]byte, error) { return json.Marshal(u.URI) }
 // UnmarshalJSON decodes a JSON string into u.
 func (u *MSSURI) UnmarshalJSON(b []byte) error { return json.Unmarshal(b, &u.URI) }
 
-// Service is one AdditionalServices/Service entry.
-type Service struct {
-	Description MSSURI `xml:"Description" json:"Description"`
-}
-
 // Base64 is binary data carried as base64 text.
 type Base64 []byte
 
@@ -141,11 +137,21 @@ type StatusCode struct {
 	Value Code `xml:"Value,attr" json:"Value,string"`
 }
 
-// Status is the Status element. StatusDetail is supported as text only.
+// Status is the Status element. Its XML and JSON forms are written by hand
+// (see status_detail.go) because two fields live in nested elements.
 type Status struct {
-	StatusCode    StatusCode `xml:"StatusCode" json:"StatusCode"`
-	StatusMessage string     `xml:"StatusMessage,omitempty" json:"StatusMessage,omitempty"`
-	StatusDetail  string     `xml:"StatusDetail,omitempty" json:"StatusDetail,omitempty"`
+	StatusCode StatusCode
+	// DetailCode is the FiCom four-digit detail code refining
+	// StatusCode (e.g. 2093 under 209), or 0. On the wire it is a
+	// StatusCode nested in StatusCode, which StatusCodeType allows.
+	DetailCode    int
+	StatusMessage string
+	// StatusDetail is the text content of StatusDetail.
+	StatusDetail string
+	// Registration is the result of an MSS_Registration, carried as
+	// mreg:Result inside StatusDetail, both in MSS_RegistrationResp and in
+	// an MSS_StatusResp for a registration that completed later.
+	Registration *RegistrationResult
 }
 
 // NewStatus returns a Status with the code and its symbolic name as message.
@@ -165,6 +171,9 @@ type MSSSignatureReq struct {
 	SignatureProfile   *MSSURI       `xml:"SignatureProfile" json:"SignatureProfile,omitempty"`
 	AdditionalServices []Service     `xml:"AdditionalServices>Service" json:"AdditionalServices,omitempty"`
 	MSSFormat          *MSSURI       `xml:"MSS_Format" json:"MSS_Format,omitempty"`
+	// SignatureProfileComparison says how SignatureProfile is matched
+	// against the profiles the user has; empty means the MSSP's default.
+	SignatureProfileComparison ProfileComparison `xml:"SignatureProfileComparison,omitempty" json:"SignatureProfileComparison,omitempty"`
 }
 
 // MSSSignatureResp is MSS_SignatureResp.
@@ -238,6 +247,8 @@ var messages = []msgInfo{
 	{"MSS_ReceiptResp", "MSS_Receipt", false, func() any { return new(MSSReceiptResp) }},
 	{"MSS_ProfileReq", "MSS_ProfileQuery", true, func() any { return new(MSSProfileReq) }},
 	{"MSS_ProfileResp", "MSS_ProfileQuery", false, func() any { return new(MSSProfileResp) }},
+	{"MSS_RegistrationReq", "MSS_Registration", true, func() any { return new(MSSRegistrationReq) }},
+	{"MSS_RegistrationResp", "MSS_Registration", false, func() any { return new(MSSRegistrationResp) }},
 }
 
 func lookupElement(name string) (msgInfo, bool) {
@@ -249,13 +260,20 @@ func lookupElement(name string) (msgInfo, bool) {
 	return msgInfo{}, false
 }
 
-func isOperation(name string) bool {
+// operationOf returns the operation named by an rpc wrapper element
+// (MSS_Signature or MSS_SignatureResponse, ...), including MSS_Notification,
+// which carries messages of other operations.
+func operationOf(name string) (string, bool) {
+	op := strings.TrimSuffix(name, "Response")
+	if op == notificationOperation {
+		return op, true
+	}
 	for _, m := range messages {
-		if m.operation == name || m.operation+"Response" == name {
-			return true
+		if m.operation == op {
+			return op, true
 		}
 	}
-	return false
+	return "", false
 }
 
 // elementName returns the message element name of v (a pointer to one of the
@@ -278,6 +296,10 @@ func elementName(v any) (string, bool) {
 		return "MSS_ProfileReq", true
 	case *MSSProfileResp:
 		return "MSS_ProfileResp", true
+	case *MSSRegistrationReq:
+		return "MSS_RegistrationReq", true
+	case *MSSRegistrationResp:
+		return "MSS_RegistrationResp", true
 	}
 	return "", false
 }

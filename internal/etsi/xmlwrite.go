@@ -161,15 +161,6 @@ func signatureNode(s *Signature) *node {
 	return n
 }
 
-func statusNode(s *Status) *node {
-	if s == nil {
-		return nil
-	}
-	return el("mss:Status",
-		el("mss:StatusCode").attr("Value", strconv.Itoa(int(s.StatusCode.Value))),
-	).add(optText("mss:StatusMessage", s.StatusMessage), optText("mss:StatusDetail", s.StatusDetail))
-}
-
 // messageNode converts a message to its mss: element tree.
 func messageNode(v any) (*node, error) {
 	switch m := v.(type) {
@@ -183,11 +174,12 @@ func messageNode(v any) (*node, error) {
 		if len(m.AdditionalServices) > 0 {
 			as := el("mss:AdditionalServices")
 			for i := range m.AdditionalServices {
-				as.add(el("mss:Service", uriNode("Description", &m.AdditionalServices[i].Description)))
+				as.add(serviceNode(&m.AdditionalServices[i]))
 			}
 			n.add(as)
 		}
-		return n.add(uriNode("MSS_Format", m.MSSFormat)), nil
+		return n.add(uriNode("MSS_Format", m.MSSFormat),
+			optText("mss:SignatureProfileComparison", string(m.SignatureProfileComparison))), nil
 	case *MSSSignatureResp:
 		n := abstractNode("MSS_SignatureResp", &m.MessageAbstract).attr("MSSP_TransID", m.MSSPTransID)
 		return n.add(mobileUserNode(&m.MobileUser), signatureNode(m.MSSSignature),
@@ -210,6 +202,14 @@ func messageNode(v any) (*node, error) {
 			n.add(uriNode("SignatureProfile", &m.SignatureProfile[i]))
 		}
 		return n.add(statusNode(&m.Status)), nil
+	case *MSSRegistrationReq:
+		n := abstractNode("MSS_RegistrationReq", &m.MessageAbstract)
+		return n.add(mobileUserNode(&m.MobileUser), optText("mss:CertificateURI", m.CertificateURI),
+			optText("mss:X509Certificate", b64(m.X509Certificate)), registrationOperationNode(m.Operation)), nil
+	case *MSSRegistrationResp:
+		n := abstractNode("MSS_RegistrationResp", &m.MessageAbstract).optAttr("MSSP_TransID", m.MSSPTransID)
+		return n.add(statusNode(&m.Status), optText("mss:CertificateURI", m.CertificateURI),
+			optText("mss:X509Certificate", b64(m.X509Certificate)), optText("mss:PublicKey", b64(m.PublicKey))), nil
 	}
 	return nil, NewFault(CodeInternalError, "unsupported message type %T", v)
 }
