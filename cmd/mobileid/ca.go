@@ -50,15 +50,21 @@ func parseOID(s string) (asn1.ObjectIdentifier, error) {
 }
 
 // caKEK returns the key-encryption key of the CA's private keys: from
-// $MOBILEID_CA_KEY, or from --kek-file. With create, a missing file is
+// $MOBILEID_CA_KEY, or from --kek-file (see loadKEK).
+func caKEK(e *env, file string, create bool) ([]byte, error) {
+	return loadKEK(e, ca.KEKEnv, file, create)
+}
+
+// loadKEK returns a key-encryption key: from the environment variable
+// envName (64 hex digits), or from file. With create, a missing file is
 // made with a fresh key — a convenience for a laptop; in production the
 // key comes from the environment (or an HSM) and never sits beside the
 // keys it protects.
-func caKEK(e *env, file string, create bool) ([]byte, error) {
-	if v := os.Getenv(ca.KEKEnv); v != "" {
+func loadKEK(e *env, envName, file string, create bool) ([]byte, error) {
+	if v := os.Getenv(envName); v != "" {
 		k, err := ca.ParseKEK(v)
 		if err != nil {
-			return nil, usagef("$%s: want 64 hex digits", ca.KEKEnv)
+			return nil, usagef("$%s: want 64 hex digits", envName)
 		}
 		return k, nil
 	}
@@ -74,11 +80,11 @@ func caKEK(e *env, file string, create bool) ([]byte, error) {
 		if err := os.WriteFile(file, []byte(hex.EncodeToString(k)+"\n"), 0o600); err != nil {
 			return nil, err
 		}
-		fmt.Fprintf(e.stderr, "wrote a new key-encryption key to %s; in production set $%s instead and keep the key elsewhere\n", file, ca.KEKEnv)
+		fmt.Fprintf(e.stderr, "wrote a new key-encryption key to %s; in production set $%s instead and keep the key elsewhere\n", file, envName)
 		return k, nil
 	}
 	if err != nil {
-		return nil, usagef("no key-encryption key: set $%s or give --kek-file (%v)", ca.KEKEnv, err)
+		return nil, usagef("no key-encryption key: set $%s or give --kek-file (%v)", envName, err)
 	}
 	k, err := ca.ParseKEK(string(b))
 	if err != nil {

@@ -45,6 +45,10 @@ func registry() []command {
 		{"ca revoke", "revoke a certificate and publish a new CRL", runCARevoke},
 		{"ca list", "list issued certificates", runCAList},
 		{"ca", "serve the CA: certificates, CRL, OCSP, TSA and the internal issuance API", runCA},
+		{"mssp import-sims", "import a SIM batch's operator file (OTA keys sealed at rest) into the MSSP", runMSSPImportSIMs},
+		{"mssp ap add", "register an application provider with the MSSP", runMSSPAPAdd},
+		{"mssp ap list", "list the MSSP's application providers", runMSSPAPList},
+		{"mssp", "run the Signature Server: ETSI TS 102 204 (SOAP 1.2 and JSON) with its Messaging Server", runMSSP},
 	}
 }
 
