@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"cmp"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -79,6 +80,9 @@ type platform struct {
 type platformOptions struct {
 	validateOnRequest bool
 	sweep             time.Duration
+	// ocspMaxAge is how long the MSSP caches good OCSP answers; 0 means
+	// not at all, so that a revocation shows at once.
+	ocspMaxAge time.Duration
 }
 
 func newPlatform(t testing.TB, phones int, opt platformOptions) *platform {
@@ -158,7 +162,7 @@ func newPlatform(t testing.TB, phones int, opt platformOptions) *platform {
 		CAChain:     []*x509.Certificate{p.keys.Issuing},
 		Validator: &mssp.Validator{
 			Roots: pool(p.keys.Root), Intermediates: pool(p.keys.Issuing),
-			Revocation: mssp.NewOCSPChecker(&http.Client{Timeout: 2 * time.Second}, time.Now, -1),
+			Revocation: mssp.NewOCSPChecker(&http.Client{Timeout: 2 * time.Second}, time.Now, cmp.Or(opt.ocspMaxAge, -1)),
 			Now:        time.Now,
 		},
 		Timestamper:           &mssp.HTTPTimestamper{URL: p.caURL + "/tsa", Client: http.DefaultClient},

@@ -233,6 +233,11 @@ func (s *Server) SendPacketTx(ctx context.Context, tx *sql.Tx, msisdn string, pa
 	return id, nil
 }
 
+// Committed tells the sender that transactions with SendPacketTx
+// messages have committed, so that it sends them now rather than at its
+// next poll.
+func (s *Server) Committed() { s.wakeSender() }
+
 // SendText queues a text SMS for msisdn: GSM 7-bit (data_coding 0x00, one
 // unpacked septet per octet of short_message) when the text allows it,
 // UCS-2 (0x08) otherwise, concatenated when long.

@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -31,6 +30,8 @@ import (
 // transaction and its SMS commit together.
 type Sender interface {
 	SendPacketTx(ctx context.Context, tx *sql.Tx, msisdn string, packet []byte, validity time.Duration) (int64, error)
+	// Committed says that transactions with such packets committed.
+	Committed()
 }
 
 // Kinds of transaction.
@@ -74,7 +75,9 @@ type Config struct {
 	ValidateOnRequestOnly bool
 	// Limits bound the requests.
 	Limits Limits
-	// Workers validate answers in parallel. Default GOMAXPROCS.
+	// Workers validate answers in parallel. They spend most of their time
+	// waiting (for the OCSP responder, the TSA, the commit), so there are
+	// many more than cores. Default 64.
 	Workers int
 	// SweepInterval is how often time-outs are looked for. Default 1s.
 	SweepInterval time.Duration
@@ -104,6 +107,7 @@ type Engine struct {
 	m      *engineMetrics
 	test   *testSigner
 
+	commit     committer     // group commit of begin and complete
 	work       chan int64    // answered transactions to complete
 	notifyWake chan struct{} // callbacks due
 
@@ -126,7 +130,7 @@ func NewEngine(cfg Config, db *store.DB, sims *SIMs, users *Users, logger, audit
 		cfg.Limits = DefaultLimits()
 	}
 	if cfg.Workers <= 0 {
-		cfg.Workers = runtime.GOMAXPROCS(0)
+		cfg.Workers = 64
 	}
 	if cfg.SweepInterval <= 0 {
 		cfg.SweepInterval = time.Second
@@ -152,6 +156,7 @@ func NewEngine(cfg Config, db *store.DB, sims *SIMs, users *Users, logger, audit
 		cfg: cfg, db: db, sims: sims, users: users,
 		log: logger.With("component", component), audit: audit.With("component", component),
 		now: now, m: m, test: ts,
+		commit:     committer{db: db},
 		work:       make(chan int64, 4096),
 		notifyWake: make(chan struct{}, 1),
 		waiters:    map[int64][]chan struct{}{},
@@ -320,7 +325,7 @@ func (e *Engine) begin(ctx context.Context, aps *APs, s *start) (*Transaction, e
 			}
 		}
 	}
-	err := e.db.InTx(ctx, func(tx *sql.Tx) error {
+	err := e.commit.do(ctx, func(tx *sql.Tx) error {
 		if err := aps.ReserveTransID(ctx, tx, s.ap.ID, s.apTransID, s.instant); err != nil {
 			return err
 		}
@@ -381,6 +386,9 @@ func (e *Engine) begin(ctx context.Context, aps *APs, s *start) (*Transaction, e
 			e.audit.Info("request refused", "ap", s.ap.ID, "ap_trans_id", s.apTransID, "kind", s.kind, "msisdn", s.msisdn, "status", int(f.Code), "reason", f.Detail)
 		}
 		return nil, err
+	}
+	if data != nil {
+		e.sender.Committed()
 	}
 	e.m.started.WithLabelValues(s.kind).Inc()
 	e.audit.Info("request accepted", "tx", t.TransID, "ap", t.APID, "ap_trans_id", t.APTransID, "kind", t.Kind, "msisdn", t.MSISDN, "mode", string(t.Mode), "profile", t.Profile)
@@ -929,7 +937,7 @@ func (e *Engine) complete(ctx context.Context, id int64) error {
 		f = failed(etsi.CodeInternalError, DetailSIMError, "unexpected answer %T", vr)
 	}
 	var ok bool
-	err = e.db.InTx(ctx, func(tx *sql.Tx) error {
+	err = e.commit.do(ctx, func(tx *sql.Tx) error {
 		var err error
 		if ok, err = e.finish(ctx, tx, r, f); err != nil || !ok {
 			return err
