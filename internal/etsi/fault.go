@@ -204,11 +204,11 @@ func Validate(v any) error {
 		case m.MessagingMode == "":
 			return NewFault(CodeMissingParam, "MessagingMode missing")
 		case !m.MessagingMode.valid():
-			return NewFault(CodeWrongParam, "illegal MessagingMode %q", m.MessagingMode)
+			return NewDetailedFault(CodeWrongParam, DetailIllegalMessagingMode, "illegal MessagingMode %q", m.MessagingMode)
 		case m.TimeOut < 0:
 			return NewFault(CodeWrongParam, "TimeOut must be positive")
 		case m.DataToBeSigned.Value == "":
-			return NewFault(CodeMissingParam, "DataToBeSigned missing")
+			return NewDetailedFault(CodeMissingParam, DetailDTBSMissing, "DataToBeSigned missing")
 		case !m.SignatureProfileComparison.valid():
 			return NewFault(CodeWrongParam, "illegal SignatureProfileComparison %q", m.SignatureProfileComparison)
 		}
