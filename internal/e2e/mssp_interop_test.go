@@ -15,7 +15,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -150,8 +149,6 @@ func TestMSSPFieldScript(t *testing.T) {
 	})
 }
 
-var soapNpmOnce sync.Once
-
 // soapNodeDir returns the folder of the node-soap client of package etsi
 // with its pinned dependencies installed.
 func soapNodeDir(t *testing.T) string {
@@ -165,20 +162,8 @@ func soapNodeDir(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var npmErr error
-	soapNpmOnce.Do(func() {
-		if _, err := os.Stat(filepath.Join(dir, "node_modules", "soap", "package.json")); err == nil {
-			return
-		}
-		cmd := exec.Command("npm", "ci", "--no-audit", "--no-fund", "--loglevel=error")
-		cmd.Dir = dir
-		if out, err := cmd.CombinedOutput(); err != nil {
-			npmErr = err
-			t.Logf("npm ci: %s", out)
-		}
-	})
-	if npmErr != nil {
-		t.Fatalf("installing node-soap: %v", npmErr)
+	if err := testenv.NPMInstall(dir); err != nil {
+		t.Fatalf("installing node-soap: %v", err)
 	}
 	return dir
 }

@@ -29,8 +29,6 @@ import (
 	"mobileid/internal/testenv"
 )
 
-var npmOnce sync.Once
-
 // nodeDir returns the folder of sign.js with its pinned node-soap installed
 // (into node_modules, which the repository ignores).
 func nodeDir(t *testing.T) string {
@@ -44,20 +42,8 @@ func nodeDir(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var npmErr error
-	npmOnce.Do(func() {
-		if _, err := os.Stat(filepath.Join(dir, "node_modules", "soap", "package.json")); err == nil {
-			return
-		}
-		cmd := exec.Command("npm", "ci", "--no-audit", "--no-fund", "--loglevel=error")
-		cmd.Dir = dir
-		if out, err := cmd.CombinedOutput(); err != nil {
-			npmErr = err
-			t.Logf("npm ci: %s", out)
-		}
-	})
-	if npmErr != nil {
-		t.Fatalf("installing node-soap: %v", npmErr)
+	if err := testenv.NPMInstall(dir); err != nil {
+		t.Fatalf("installing node-soap: %v", err)
 	}
 	return dir
 }
