@@ -20,7 +20,7 @@ import (
 // response. One synchronous request per phone is in flight, as the MSSP
 // allows. It reports transactions per second.
 func BenchmarkMSSPSignature(b *testing.B) {
-	for _, phones := range []int{128} {
+	for _, phones := range []int{128, 256} {
 		b.Run(fmt.Sprintf("phones=%d", phones), func(b *testing.B) {
 			p := newPlatform(b, phones, platformOptions{ocspMaxAge: time.Minute})
 			list := p.phones()

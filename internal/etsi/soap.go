@@ -32,27 +32,65 @@ func readLimited(r io.Reader, max int64) ([]byte, error) {
 	return data, nil
 }
 
-// prescan rejects DTDs, entity declarations and other directives, and
-// malformed XML, before any structured decoding happens.
+// prescan rejects DTDs, entity declarations and processing instructions
+// other than the XML declaration before any structured decoding happens.
+// It looks at the markup only, without tokenizing the document: "<" always
+// starts markup in well-formed XML (it cannot appear in text or attribute
+// values), and comments and CDATA sections are skipped whole. Whether the
+// document is well-formed is then checked by the decoder, which reads it to
+// the end.
 func prescan(data []byte) error {
-	d := xml.NewDecoder(bytes.NewReader(data))
-	for {
-		tok, err := d.RawToken()
-		if err == io.EOF {
+	for i := 0; ; {
+		j := bytes.IndexByte(data[i:], '<')
+		if j < 0 {
 			return nil
 		}
-		if err != nil {
-			return NewFault(CodeWrongParam, "malformed XML: %v", err)
-		}
-		switch t := tok.(type) {
-		case xml.Directive:
-			return NewFault(CodeWrongParam, "DOCTYPE and entity declarations are not allowed")
-		case xml.ProcInst:
-			if t.Target != "xml" {
-				return NewFault(CodeWrongParam, "processing instructions are not allowed")
+		i += j
+		rest := data[i:]
+		var end int
+		switch {
+		case bytes.HasPrefix(rest, commentStart):
+			end = skipPast(rest[len(commentStart):], commentEnd, len(commentStart))
+		case bytes.HasPrefix(rest, cdataStart):
+			end = skipPast(rest[len(cdataStart):], cdataEnd, len(cdataStart))
+		case bytes.HasPrefix(rest, piStart):
+			end = skipPast(rest[len(piStart):], piEnd, len(piStart))
+			if end > 0 {
+				target := rest[len(piStart) : end-len(piEnd)]
+				if k := bytes.IndexAny(target, " \t\r\n"); k >= 0 {
+					target = target[:k]
+				}
+				if string(target) != "xml" {
+					return NewFault(CodeWrongParam, "processing instructions are not allowed")
+				}
 			}
+		case bytes.HasPrefix(rest, directiveStart):
+			return NewFault(CodeWrongParam, "DOCTYPE and entity declarations are not allowed")
+		default:
+			end = 1
 		}
+		if end < 0 {
+			return NewFault(CodeWrongParam, "malformed XML: unterminated comment, CDATA section or processing instruction")
+		}
+		i += end
 	}
+}
+
+var (
+	commentStart, commentEnd = []byte("<!--"), []byte("-->")
+	cdataStart, cdataEnd     = []byte("<![CDATA["), []byte("]]>")
+	piStart, piEnd           = []byte("<?"), []byte("?>")
+	directiveStart           = []byte("<!")
+)
+
+// skipPast returns the offset just past the first end in b, plus skip, or
+// -1 when end does not occur.
+func skipPast(b, end []byte, skip int) int {
+	k := bytes.Index(b, end)
+	if k < 0 {
+		return -1
+	}
+	return skip + k + len(end)
 }
 
 // nextStart returns the next child start element, or nil at the parent's end

@@ -221,7 +221,22 @@ type APs struct {
 	mu       sync.Mutex
 	verified map[[32]byte]verifiedPassword
 	buckets  map[string]*apBucket
+	rows     map[string]apRow // recently read APs, by ID
 }
+
+// apRow is an AP as read from the database, kept for apRowTTL so that
+// authentication does not read the same row for every request. A change
+// made on another node reaches this one within apRowTTL; one made here at
+// once.
+type apRow struct {
+	ap      *AP
+	hash    []byte
+	version int64
+	until   time.Time
+}
+
+// apRowTTL is how long a read AP row is used.
+const apRowTTL = time.Second
 
 // verifiedPassword is an entry of the cache of verified passwords.
 type verifiedPassword struct {
@@ -453,6 +468,7 @@ func (a *APs) changed(res sql.Result, id string) error {
 			delete(a.verified, k)
 		}
 	}
+	delete(a.rows, id)
 	a.mu.Unlock()
 	if n == 0 {
 		return fmt.Errorf("%w: %s", ErrUnknownAP, id)
@@ -591,6 +607,14 @@ func (a *APs) credentials(ctx context.Context, apID string) (*AP, []byte, int64,
 	if apID == "" || len(apID) > 4*maxAPIDLen {
 		return nil, nil, 0, nil
 	}
+	now := a.now()
+	a.mu.Lock()
+	row, ok := a.rows[apID]
+	a.mu.Unlock()
+	if ok && now.Before(row.until) {
+		c := *row.ap
+		return &c, row.hash, row.version, nil
+	}
 	var (
 		hash    []byte
 		version int64
@@ -603,6 +627,13 @@ func (a *APs) credentials(ctx context.Context, apID string) (*AP, []byte, int64,
 	if err != nil {
 		return nil, nil, 0, fmt.Errorf("mssp: authenticate AP %s: %w", apID, err)
 	}
+	a.mu.Lock()
+	if a.rows == nil || len(a.rows) >= maxVerifiedPasswords {
+		a.rows = map[string]apRow{}
+	}
+	c := *ap
+	a.rows[apID] = apRow{ap: &c, hash: hash, version: version, until: now.Add(apRowTTL)}
+	a.mu.Unlock()
 	return ap, hash, version, nil
 }
 
@@ -753,7 +784,7 @@ func (a *APs) ReserveTransID(ctx context.Context, tx *sql.Tx, apID, apTransID st
 		return etsi.NewFault(etsi.CodeWrongParam, "AP_TransID of %d bytes, want 1 to %d", len(apTransID), maxTransIDLen)
 	}
 	reserve := func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `INSERT INTO mssp_ap_transids (ap_id, trans_id, instant, reserved_at)
+		res, err := a.db.ExecTx(ctx, tx, `INSERT INTO mssp_ap_transids (ap_id, trans_id, instant, reserved_at)
 			VALUES ($1, $2, $3, $4) ON CONFLICT (ap_id, trans_id) DO NOTHING`,
 			apID, apTransID, instant.UnixMicro(), a.now().UnixMicro())
 		var n int64

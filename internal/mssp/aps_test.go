@@ -524,26 +524,30 @@ func TestAuthenticateCache(t *testing.T) {
 		})
 
 		// Another node changes the password: the old one stops working
-		// here too, although this node remembers it.
+		// here too, although this node remembers it, once this node reads
+		// the AP again (within apRowTTL).
 		cfg.Password = "bank-secret-2"
 		if err := other.Update(t.Context(), cfg); err != nil {
 			t.Fatal(err)
 		}
+		c.Advance(apRowTTL)
 		_, err = a.Authenticate(t.Context(), cfg.ID, "bank-secret-1", nil)
 		checkAPFault(t, "Authenticate(old password) after an update elsewhere", err, etsi.CodeUnauthorizedAccess, faultCredentials)
 		if _, err := a.Authenticate(t.Context(), cfg.ID, cfg.Password, nil); err != nil {
 			t.Errorf("Authenticate(new password) = %v", err)
 		}
-		// Disabling elsewhere takes effect at once, and enabling again
-		// needs a fresh verification.
+		// Disabling elsewhere takes effect within apRowTTL, and enabling
+		// again needs a fresh verification.
 		if err := other.SetDisabled(t.Context(), cfg.ID, true); err != nil {
 			t.Fatal(err)
 		}
+		c.Advance(apRowTTL)
 		_, err = a.Authenticate(t.Context(), cfg.ID, cfg.Password, nil)
 		checkAPFault(t, "Authenticate() after disabling elsewhere", err, etsi.CodeUnauthorizedAccess, faultCredentials)
 		if err := other.SetDisabled(t.Context(), cfg.ID, false); err != nil {
 			t.Fatal(err)
 		}
+		c.Advance(apRowTTL)
 		busy(func() {
 			ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
 			defer cancel()

@@ -79,19 +79,20 @@ func (c *committer) run(jobs []*commitJob) {
 		close(j.done)
 		return
 	}
-	err := c.db.InTx(context.Background(), func(tx *sql.Tx) error {
+	ctx := context.Background()
+	err := c.db.InTx(ctx, func(tx *sql.Tx) error {
 		for _, j := range jobs {
 			j.err = nil
-			if _, err := tx.Exec(`SAVEPOINT mssp_job`); err != nil {
+			if _, err := c.db.ExecTx(ctx, tx, `SAVEPOINT mssp_job`); err != nil {
 				return fmt.Errorf("mssp: savepoint: %w", err)
 			}
 			if err := j.fn(tx); err != nil {
 				j.err = err
-				if _, rerr := tx.Exec(`ROLLBACK TO SAVEPOINT mssp_job`); rerr != nil {
+				if _, rerr := c.db.ExecTx(ctx, tx, `ROLLBACK TO SAVEPOINT mssp_job`); rerr != nil {
 					return errors.Join(err, rerr)
 				}
 			}
-			if _, err := tx.Exec(`RELEASE SAVEPOINT mssp_job`); err != nil {
+			if _, err := c.db.ExecTx(ctx, tx, `RELEASE SAVEPOINT mssp_job`); err != nil {
 				return fmt.Errorf("mssp: release savepoint: %w", err)
 			}
 		}

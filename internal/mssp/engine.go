@@ -108,11 +108,11 @@ type Engine struct {
 	test   *testSigner
 
 	commit     committer     // group commit of begin and complete
-	work       chan int64    // answered transactions to complete
+	work       chan workItem // answered transactions to complete
 	notifyWake chan struct{} // callbacks due
 
 	mu      sync.Mutex
-	waiters map[int64][]chan struct{}
+	waiters map[string][]*waiter // by MSSP_TransID
 }
 
 // NewEngine returns an engine. audit receives one record per request and
@@ -157,9 +157,9 @@ func NewEngine(cfg Config, db *store.DB, sims *SIMs, users *Users, logger, audit
 		log: logger.With("component", component), audit: audit.With("component", component),
 		now: now, m: m, test: ts,
 		commit:     committer{db: db},
-		work:       make(chan int64, 4096),
+		work:       make(chan workItem, 4096),
 		notifyWake: make(chan struct{}, 1),
-		waiters:    map[int64][]chan struct{}{},
+		waiters:    map[string][]*waiter{},
 	}, nil
 }
 
@@ -192,6 +192,9 @@ type Transaction struct {
 	CreatedAt    time.Time
 	Deadline     time.Time
 	FinishedAt   time.Time
+
+	// waiter is the wait begin registered for a synchronous caller.
+	waiter *waiter
 }
 
 // Final reports whether the transaction has ended.
@@ -275,6 +278,9 @@ type start struct {
 	// second one while it runs).
 	exclusive bool
 	final     *finalState
+	// wait registers a waiter before the commit, for a caller that waits
+	// for the end (synch mode).
+	wait bool
 }
 
 // finalState ends a transaction at once.
@@ -325,6 +331,9 @@ func (e *Engine) begin(ctx context.Context, aps *APs, s *start) (*Transaction, e
 			}
 		}
 	}
+	if s.wait && s.final == nil {
+		t.waiter = e.register(t.TransID)
+	}
 	err := e.commit.do(ctx, func(tx *sql.Tx) error {
 		if err := aps.ReserveTransID(ctx, tx, s.ap.ID, s.apTransID, s.instant); err != nil {
 			return err
@@ -355,7 +364,7 @@ func (e *Engine) begin(ctx context.Context, aps *APs, s *start) (*Transaction, e
 		if err != nil {
 			return fmt.Errorf("mssp: encode request: %w", err)
 		}
-		err = tx.QueryRowContext(ctx, `INSERT INTO mssp_tx (trans_id, ap_id, ap_trans_id, kind, msisdn, mode, ap_url, state, status,
+		err = e.db.QueryRowTx(ctx, tx, `INSERT INTO mssp_tx (trans_id, ap_id, ap_trans_id, kind, msisdn, mode, ap_url, state, status,
 				detail, message, counter, tx_ref, message_id, request, result, created_at, deadline, updated_at, finished_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) RETURNING id`,
 			t.TransID, t.APID, t.APTransID, t.Kind, t.MSISDN, string(t.Mode), t.APURL, t.State, int64(t.Status),
@@ -364,7 +373,7 @@ func (e *Engine) begin(ctx context.Context, aps *APs, s *start) (*Transaction, e
 			return fmt.Errorf("mssp: store transaction: %w", err)
 		}
 		if s.exclusive {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO mssp_active (msisdn, tx_id) VALUES ($1, $2)`, s.msisdn, t.ID); err != nil {
+			if _, err := e.db.ExecTx(ctx, tx, `INSERT INTO mssp_active (msisdn, tx_id) VALUES ($1, $2)`, s.msisdn, t.ID); err != nil {
 				if store.IsUniqueViolation(err) {
 					return faultDetail(etsi.CodePBSignatureProcess, 0, "another request to %s is still outstanding", s.msisdn)
 				}
@@ -380,6 +389,9 @@ func (e *Engine) begin(ctx context.Context, aps *APs, s *start) (*Transaction, e
 		return nil
 	})
 	if err != nil {
+		if t.waiter != nil {
+			e.dropWaiter(t.TransID, t.waiter)
+		}
 		var f *etsi.Fault
 		if errors.As(err, &f) {
 			e.m.refused.WithLabelValues(fmt.Sprint(int(f.Code))).Inc()
@@ -430,7 +442,7 @@ func setTxRef(c vmac.Command, ref uint32) {
 
 // event records a step of transaction id.
 func (e *Engine) event(ctx context.Context, tx *sql.Tx, id int64, state string, status etsi.Code, at time.Time) error {
-	if _, err := tx.ExecContext(ctx, `INSERT INTO mssp_tx_event (tx_id, at, state, status) VALUES ($1, $2, $3, $4)`,
+	if _, err := e.db.ExecTx(ctx, tx, `INSERT INTO mssp_tx_event (tx_id, at, state, status) VALUES ($1, $2, $3, $4)`,
 		id, at.UnixMicro(), state, int64(status)); err != nil {
 		return fmt.Errorf("mssp: record event: %w", err)
 	}
@@ -484,7 +496,11 @@ func scanRow(s scanner) (*row, error) {
 func (e *Engine) load(ctx context.Context, q interface {
 	QueryRowContext(context.Context, string, ...any) *sql.Row
 }, id int64) (*row, error) {
-	r, err := scanRow(q.QueryRowContext(ctx, `SELECT `+rowColumns+` FROM mssp_tx WHERE id = $1`, id))
+	var tx *sql.Tx
+	if t, ok := q.(*sql.Tx); ok {
+		tx = t
+	}
+	r, err := scanRow(e.db.QueryRowTx(ctx, tx, `SELECT `+rowColumns+` FROM mssp_tx WHERE id = $1`, id))
 	if err != nil {
 		return nil, fmt.Errorf("mssp: load transaction %d: %w", id, err)
 	}
@@ -505,55 +521,84 @@ func (e *Engine) Lookup(ctx context.Context, apID, transID string) (*Transaction
 	return &r.Transaction, nil
 }
 
-// Wait waits until transaction id ends or ctx is done, and returns its
-// latest state. A transaction finished by another node is noticed within
-// a second.
-func (e *Engine) Wait(ctx context.Context, id int64) (*Transaction, error) {
-	for {
-		ch := make(chan struct{})
-		e.mu.Lock()
-		e.waiters[id] = append(e.waiters[id], ch)
-		e.mu.Unlock()
-		r, err := e.load(ctx, e.db, id)
-		if err == nil && r.Final() || err != nil || ctx.Err() != nil {
-			e.dropWaiter(id, ch)
-			if err != nil {
-				return nil, err
-			}
-			return &r.Transaction, nil
-		}
-		t := time.NewTimer(time.Second)
-		select {
-		case <-ch:
-		case <-t.C:
-		case <-ctx.Done():
-		}
-		t.Stop()
-		e.dropWaiter(id, ch)
-		if ctx.Err() != nil {
-			r, err := e.load(context.WithoutCancel(ctx), e.db, id)
-			if err != nil {
-				return nil, err
-			}
-			return &r.Transaction, nil
-		}
-	}
+// waiter is a caller waiting for a transaction to end. finished hands it
+// the final state, so that it need not read it back.
+type waiter struct {
+	done  chan struct{}
+	final *Transaction
 }
 
-func (e *Engine) dropWaiter(id int64, ch chan struct{}) {
+// register adds a waiter for the transaction transID.
+func (e *Engine) register(transID string) *waiter {
+	w := &waiter{done: make(chan struct{})}
+	e.mu.Lock()
+	e.waiters[transID] = append(e.waiters[transID], w)
+	e.mu.Unlock()
+	return w
+}
+
+// dropWaiter removes w, unless finished already took it.
+func (e *Engine) dropWaiter(transID string, w *waiter) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	ws := e.waiters[id]
-	for i, w := range ws {
-		if w == ch {
+	ws := e.waiters[transID]
+	for i, x := range ws {
+		if x == w {
 			ws = append(ws[:i], ws[i+1:]...)
 			break
 		}
 	}
 	if len(ws) == 0 {
-		delete(e.waiters, id)
+		delete(e.waiters, transID)
 	} else {
-		e.waiters[id] = ws
+		e.waiters[transID] = ws
+	}
+}
+
+// Wait waits until transaction t ends or ctx is done, and returns its
+// latest state. When t was started for a synchronous caller the engine
+// registered the wait before the transaction committed, so nothing is read
+// back; otherwise, and for a transaction that another node ends, the state
+// is read again every second.
+func (e *Engine) Wait(ctx context.Context, t *Transaction) (*Transaction, error) {
+	if t.Final() {
+		return t, nil
+	}
+	w := t.waiter
+	t.waiter = nil
+	for {
+		if w == nil {
+			w = e.register(t.TransID)
+			r, err := e.load(ctx, e.db, t.ID)
+			if err != nil || r.Final() {
+				e.dropWaiter(t.TransID, w)
+				if err != nil {
+					return nil, err
+				}
+				return &r.Transaction, nil
+			}
+		}
+		timer := time.NewTimer(time.Second)
+		select {
+		case <-w.done:
+		case <-timer.C:
+		case <-ctx.Done():
+		}
+		timer.Stop()
+		select {
+		case <-w.done:
+			return w.final, nil
+		default:
+		}
+		e.dropWaiter(t.TransID, w)
+		w = nil
+		if ctx.Err() != nil {
+			r, err := e.load(context.WithoutCancel(ctx), e.db, t.ID)
+			if err != nil {
+				return nil, err
+			}
+			return &r.Transaction, nil
+		}
 	}
 }
 
@@ -561,11 +606,13 @@ func (e *Engine) dropWaiter(id int64, ch chan struct{}) {
 // the callers waiting for it and the notifier, and records the result.
 func (e *Engine) finished(t *Transaction) {
 	e.mu.Lock()
-	ws := e.waiters[t.ID]
-	delete(e.waiters, t.ID)
+	ws := e.waiters[t.TransID]
+	delete(e.waiters, t.TransID)
 	e.mu.Unlock()
-	for _, ch := range ws {
-		close(ch)
+	for _, w := range ws {
+		c := *t
+		w.final = &c
+		close(w.done)
 	}
 	if t.Mode == etsi.AsynchServerServer {
 		signal(e.notifyWake)
@@ -596,7 +643,7 @@ func (e *Engine) finish(ctx context.Context, tx *sql.Tx, r *row, f *finalState) 
 			return false, fmt.Errorf("mssp: encode result: %w", err)
 		}
 	}
-	res, err := tx.ExecContext(ctx, `UPDATE mssp_tx SET state = $1, status = $2, detail = $3, message = $4, result = $5,
+	res, err := e.db.ExecTx(ctx, tx, `UPDATE mssp_tx SET state = $1, status = $2, detail = $3, message = $4, result = $5,
 			updated_at = $6, finished_at = $6
 		WHERE id = $7 AND state <> $8 AND state <> $9`,
 		f.state, int64(f.code), f.detail, f.msg, result, now.UnixMicro(), r.ID, StateValidated, StateFailed)
@@ -606,7 +653,7 @@ func (e *Engine) finish(ctx context.Context, tx *sql.Tx, r *row, f *finalState) 
 	if n, err := res.RowsAffected(); err != nil || n != 1 {
 		return false, err
 	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM mssp_active WHERE msisdn = $1 AND tx_id = $2`, r.MSISDN, r.ID); err != nil {
+	if _, err := e.db.ExecTx(ctx, tx, `DELETE FROM mssp_active WHERE msisdn = $1 AND tx_id = $2`, r.MSISDN, r.ID); err != nil {
 		return false, fmt.Errorf("mssp: release SIM: %w", err)
 	}
 	if err := e.event(ctx, tx, r.ID, f.state, f.code, now); err != nil {
@@ -632,7 +679,7 @@ func failed(code etsi.Code, detail int, format string, args ...any) *finalState 
 // HandleReceipt implements messaging.Handler: the SMSC's verdict on a
 // command SMS. Delivery moves the transaction on; a failure ends it.
 func (e *Engine) HandleReceipt(ctx context.Context, tx *sql.Tx, rc *messaging.Receipt) error {
-	r, err := scanRow(tx.QueryRowContext(ctx, `SELECT `+rowColumns+` FROM mssp_tx WHERE message_id = $1 AND message_id <> 0`, rc.MessageID))
+	r, err := scanRow(e.db.QueryRowTx(ctx, tx, `SELECT `+rowColumns+` FROM mssp_tx WHERE message_id = $1 AND message_id <> 0`, rc.MessageID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil // a text message, or a transaction of another system
 	}
@@ -645,7 +692,7 @@ func (e *Engine) HandleReceipt(ctx context.Context, tx *sql.Tx, rc *messaging.Re
 	var f *finalState
 	switch rc.Outcome {
 	case messaging.Delivered:
-		if _, err := tx.ExecContext(ctx, `UPDATE mssp_tx SET state = $1, updated_at = $2 WHERE id = $3 AND state = $4`,
+		if _, err := e.db.ExecTx(ctx, tx, `UPDATE mssp_tx SET state = $1, updated_at = $2 WHERE id = $3 AND state = $4`,
 			StateDelivered, e.now().UnixMicro(), r.ID, StateSent); err != nil {
 			return fmt.Errorf("mssp: mark delivered: %w", err)
 		}
@@ -692,7 +739,7 @@ func (e *Engine) HandleMO(ctx context.Context, tx *sql.Tx, mo *messaging.MO) err
 		return nil
 	}
 	msisdn := "+" + strings.TrimPrefix(mo.From, "+")
-	rows, err := tx.QueryContext(ctx, `SELECT `+rowColumns+` FROM mssp_tx WHERE msisdn = $1 AND (state = $2 OR state = $3) ORDER BY counter DESC`,
+	rows, err := e.db.QueryTx(ctx, tx, `SELECT `+rowColumns+` FROM mssp_tx WHERE msisdn = $1 AND (state = $2 OR state = $3) ORDER BY counter DESC`,
 		msisdn, StateSent, StateDelivered)
 	if err != nil {
 		return fmt.Errorf("mssp: pending transactions of %s: %w", msisdn, err)
@@ -716,7 +763,7 @@ func (e *Engine) HandleMO(ctx context.Context, tx *sql.Tx, mo *messaging.MO) err
 			continue
 		}
 		cmd := &ota.Command{SPI: commandSPI, KIc: r.req.KIc, KID: r.req.KID, TAR: tar, Counter: uint64(r.counter)}
-		resp, err := e.sims.Open(ctx, msisdn, cmd, mo.Packet)
+		resp, err := e.sims.OpenTx(ctx, tx, msisdn, cmd, mo.Packet)
 		if err != nil {
 			continue
 		}
@@ -772,15 +819,15 @@ func (e *Engine) answered(ctx context.Context, tx *sql.Tx, r *row, resp *ota.Res
 	// Checking the answer (signature validation, revocation, CMS, a
 	// timestamp) takes time and may reach other servers, so it happens
 	// after this transaction, in a worker.
-	if _, err := tx.ExecContext(ctx, `UPDATE mssp_tx SET state = $1, card = $2, updated_at = $3 WHERE id = $4`,
+	if _, err := e.db.ExecTx(ctx, tx, `UPDATE mssp_tx SET state = $1, card = $2, updated_at = $3 WHERE id = $4`,
 		StateAnswered, resp.Data, e.now().UnixMicro(), r.ID); err != nil {
 		return fmt.Errorf("mssp: record answer: %w", err)
 	}
 	if err := e.event(ctx, tx, r.ID, StateAnswered, r.Status, e.now()); err != nil {
 		return err
 	}
-	id := r.ID
-	messaging.AfterCommit(ctx, func() { e.enqueue(id) })
+	r.State, r.card = StateAnswered, resp.Data
+	messaging.AfterCommit(ctx, func() { e.enqueue(workItem{id: r.ID, r: r}) })
 	return nil
 }
 
@@ -805,11 +852,19 @@ func cardFailure(vr vmac.Response) *finalState {
 	return failed(etsi.CodeInternalError, DetailSIMError, "SIM_ERROR: the SIM application answered %s", vr.Status())
 }
 
+// workItem is an answered transaction to complete: its row as the
+// answer left it when the node that stored the answer hands it over, or
+// only its id when a sweep found it.
+type workItem struct {
+	id int64
+	r  *row
+}
+
 // enqueue hands an answered transaction to the workers; when they are
 // all busy and the queue is full the periodic scan finds it later.
-func (e *Engine) enqueue(id int64) {
+func (e *Engine) enqueue(w workItem) {
 	select {
-	case e.work <- id:
+	case e.work <- w:
 	default:
 	}
 }
@@ -832,9 +887,9 @@ func (e *Engine) worker(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case id := <-e.work:
-			if err := e.complete(ctx, id); err != nil && ctx.Err() == nil {
-				e.log.Warn("cannot complete transaction", "id", id, "err", err)
+		case w := <-e.work:
+			if err := e.complete(ctx, w); err != nil && ctx.Err() == nil {
+				e.log.Warn("cannot complete transaction", "id", w.id, "err", err)
 			}
 		}
 	}
@@ -908,17 +963,23 @@ func (e *Engine) Sweep(ctx context.Context) error {
 		if err := ids.Scan(&id); err != nil {
 			return err
 		}
-		e.enqueue(id)
+		e.enqueue(workItem{id: id})
 	}
 	return ids.Err()
 }
 
-// complete checks an answered transaction and ends it.
-func (e *Engine) complete(ctx context.Context, id int64) error {
-	r, err := e.load(ctx, e.db, id)
-	if err != nil {
-		return err
+// complete checks an answered transaction and ends it. Another node, or
+// this one twice, may complete the same transaction; finish lets only one
+// of them end it.
+func (e *Engine) complete(ctx context.Context, w workItem) error {
+	r := w.r
+	if r == nil {
+		var err error
+		if r, err = e.load(ctx, e.db, w.id); err != nil {
+			return err
+		}
 	}
+	id := r.ID
 	if r.State != StateAnswered {
 		return nil
 	}

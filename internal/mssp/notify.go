@@ -15,7 +15,7 @@ import (
 // queueNotification records, in tx, that transaction id's AP must be
 // told of its end (asynchServerServer).
 func (e *Engine) queueNotification(ctx context.Context, tx *sql.Tx, id int64, now time.Time) error {
-	if _, err := tx.ExecContext(ctx, `INSERT INTO mssp_notify (tx_id, next_at) VALUES ($1, $2) ON CONFLICT (tx_id) DO NOTHING`,
+	if _, err := e.db.ExecTx(ctx, tx, `INSERT INTO mssp_notify (tx_id, next_at) VALUES ($1, $2) ON CONFLICT (tx_id) DO NOTHING`,
 		id, now.UnixMicro()); err != nil {
 		return fmt.Errorf("mssp: queue notification: %w", err)
 	}

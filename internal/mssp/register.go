@@ -87,7 +87,7 @@ func (e *Engine) Register(ctx context.Context, aps *APs, rr *RegistrationRequest
 	}
 	s := &start{
 		ap: rr.AP, apTransID: rr.APTransID, instant: rr.Instant, kind: kindRegister, msisdn: rr.MSISDN,
-		mode: mode, apURL: rr.APURL, timeout: rr.TimeOut, exclusive: true,
+		mode: mode, apURL: rr.APURL, timeout: rr.TimeOut, exclusive: true, wait: true,
 		req: &txRequest{Operation: rr.Operation, Profile: RegistrationProfile},
 	}
 	switch rr.Operation {

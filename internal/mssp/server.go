@@ -239,7 +239,7 @@ func (s *Server) waitFinal(ctx context.Context, t *Transaction) (*Transaction, e
 	}
 	ctx, cancel := context.WithDeadline(ctx, t.Deadline.Add(2*s.e.cfg.SweepInterval+time.Second))
 	defer cancel()
-	got, err := s.e.Wait(ctx, t.ID)
+	got, err := s.e.Wait(ctx, t)
 	if err != nil {
 		return nil, err
 	}

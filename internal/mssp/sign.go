@@ -57,7 +57,7 @@ func (e *Engine) Sign(ctx context.Context, aps *APs, sr *SignRequest) (*Transact
 	}
 	s := &start{
 		ap: ap, apTransID: sr.APTransID, instant: sr.Instant, kind: kindSign, msisdn: req.MSISDN,
-		mode: req.Mode, apURL: req.APURL, timeout: req.TimeOut, exclusive: true,
+		mode: req.Mode, apURL: req.APURL, timeout: req.TimeOut, exclusive: true, wait: req.Mode == etsi.Synch,
 		req: &txRequest{
 			Profile: req.Profile.URI, Key: req.Profile.Key, Format: req.Format, FormatURI: req.FormatURI,
 			Text: req.Text, Digest: req.Digest, Hash: req.Hash, Validate: req.Validate, Timestamp: req.Timestamp,

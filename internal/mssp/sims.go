@@ -317,7 +317,7 @@ func (s *SIMs) Wrap(ctx context.Context, tx *sql.Tx, msisdn string, data []byte)
 	)
 	next := func(tx *sql.Tx) error {
 		var err error
-		sim, sealed, counter, err = nextCounter(ctx, tx, msisdn)
+		sim, sealed, counter, err = nextCounter(ctx, s.db, tx, msisdn)
 		return err
 	}
 	if tx != nil {
@@ -350,7 +350,7 @@ func (s *SIMs) Wrap(ctx context.Context, tx *sql.Tx, msisdn string, data []byte)
 
 // nextCounter increments msisdn's counter in tx and returns the SIM, its
 // sealed keys and the new counter.
-func nextCounter(ctx context.Context, tx *sql.Tx, msisdn string) (*SIM, []byte, int64, error) {
+func nextCounter(ctx context.Context, db *store.DB, tx *sql.Tx, msisdn string) (*SIM, []byte, int64, error) {
 	var (
 		sim           SIM
 		tar           string
@@ -358,7 +358,7 @@ func nextCounter(ctx context.Context, tx *sql.Tx, msisdn string) (*SIM, []byte, 
 		sealed        []byte
 		counter       int64
 	)
-	err := tx.QueryRowContext(ctx, `UPDATE mssp_sims SET counter = counter + 1
+	err := db.QueryRowTx(ctx, tx, `UPDATE mssp_sims SET counter = counter + 1
 		WHERE msisdn = $1 AND counter < $2
 		RETURNING counter, `+simColumns, msisdn, int64(ota.MaxCounter)).
 		Scan(&counter, &sim.ICCID, &sim.IMSI, &sim.MSISDN, &tar, &kic, &kid, &sealed, &imp)
@@ -392,13 +392,23 @@ func nextCounter(ctx context.Context, tx *sql.Tx, msisdn string) (*SIM, []byte, 
 // (Secured false): its counter is not authenticated, and the caller treats
 // its non-zero status as a failure anyway.
 func (s *SIMs) Open(ctx context.Context, msisdn string, cmd *ota.Command, resp []byte) (*ota.Response, error) {
+	return s.OpenTx(ctx, nil, msisdn, cmd, resp)
+}
+
+// OpenTx is Open reading the SIM's keys with tx when it is not nil: a
+// caller that holds a write transaction must not wait for another
+// connection.
+func (s *SIMs) OpenTx(ctx context.Context, tx *sql.Tx, msisdn string, cmd *ota.Command, resp []byte) (*ota.Response, error) {
 	if cmd == nil {
 		return nil, errors.New("mssp: open response: no command")
 	}
 	if err := simbatch.ValidMSISDN(msisdn); err != nil {
 		return nil, fmt.Errorf("mssp: %w", err)
 	}
-	sim, sealed, err := lookup(ctx, s.db, "msisdn", msisdn)
+	sim, sealed, err := scanSIM(s.db.QueryRowTx(ctx, tx, `SELECT `+simColumns+` FROM mssp_sims WHERE msisdn = $1`, msisdn))
+	if errors.Is(err, sql.ErrNoRows) {
+		sim, err = nil, nil
+	}
 	if err != nil {
 		return nil, err
 	}

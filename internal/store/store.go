@@ -39,6 +39,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
@@ -92,6 +93,10 @@ type DB struct {
 	dialect Dialect
 	cfg     Config
 
+	// Prepared statements by query (see Stmt).
+	stmtMu sync.Mutex
+	stmts  map[string]*sql.Stmt
+
 	// SQLite only: the write gate and the WAL checkpointer.
 	gate           *writeGate
 	stopCheckpoint context.CancelFunc
@@ -104,7 +109,7 @@ type DB struct {
 // shared by every node, so each node keeps a modest pool and recycles idle
 // ones.
 const (
-	sqliteMaxConns   = 8
+	sqliteMaxConns   = 16
 	postgresMaxConns = 16
 	postgresMaxIdle  = 4
 	postgresIdleTime = 5 * time.Minute
@@ -230,6 +235,12 @@ func (db *DB) Config() Config { return db.cfg }
 // Close closes the database and its connections. For SQLite the last
 // connection to close checkpoints the WAL into the database file.
 func (db *DB) Close() error {
+	db.stmtMu.Lock()
+	for _, st := range db.stmts {
+		st.Close()
+	}
+	db.stmts = nil
+	db.stmtMu.Unlock()
 	if db.stopCheckpoint != nil {
 		db.stopCheckpoint()
 		<-db.checkpointDone
