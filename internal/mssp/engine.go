@@ -380,8 +380,11 @@ func (e *Engine) begin(ctx context.Context, aps *APs, s *start) (*Transaction, e
 				return fmt.Errorf("mssp: hold SIM: %w", err)
 			}
 		}
-		if err := e.event(ctx, tx, t.ID, t.State, t.Status, now); err != nil {
-			return err
+		if s.final == nil {
+			if _, err := e.db.ExecTx(ctx, tx, `INSERT INTO mssp_pending (tx_id, msisdn, message_id, deadline) VALUES ($1, $2, $3, $4)`,
+				t.ID, t.MSISDN, msgID, t.Deadline.UnixMicro()); err != nil {
+				return fmt.Errorf("mssp: record pending transaction: %w", err)
+			}
 		}
 		if s.final != nil && t.Mode == etsi.AsynchServerServer {
 			return e.queueNotification(ctx, tx, t.ID, now)
@@ -438,15 +441,6 @@ func setTxRef(c vmac.Command, ref uint32) {
 	case *vmac.Reset:
 		c.Ref = ref
 	}
-}
-
-// event records a step of transaction id.
-func (e *Engine) event(ctx context.Context, tx *sql.Tx, id int64, state string, status etsi.Code, at time.Time) error {
-	if _, err := e.db.ExecTx(ctx, tx, `INSERT INTO mssp_tx_event (tx_id, at, state, status) VALUES ($1, $2, $3, $4)`,
-		id, at.UnixMicro(), state, int64(status)); err != nil {
-		return fmt.Errorf("mssp: record event: %w", err)
-	}
-	return nil
 }
 
 // row is a stored transaction with what completing it needs.
@@ -656,8 +650,8 @@ func (e *Engine) finish(ctx context.Context, tx *sql.Tx, r *row, f *finalState) 
 	if _, err := e.db.ExecTx(ctx, tx, `DELETE FROM mssp_active WHERE msisdn = $1 AND tx_id = $2`, r.MSISDN, r.ID); err != nil {
 		return false, fmt.Errorf("mssp: release SIM: %w", err)
 	}
-	if err := e.event(ctx, tx, r.ID, f.state, f.code, now); err != nil {
-		return false, err
+	if _, err := e.db.ExecTx(ctx, tx, `DELETE FROM mssp_pending WHERE tx_id = $1`, r.ID); err != nil {
+		return false, fmt.Errorf("mssp: end pending transaction: %w", err)
 	}
 	if r.Mode == etsi.AsynchServerServer {
 		if err := e.queueNotification(ctx, tx, r.ID, now); err != nil {
@@ -679,7 +673,8 @@ func failed(code etsi.Code, detail int, format string, args ...any) *finalState 
 // HandleReceipt implements messaging.Handler: the SMSC's verdict on a
 // command SMS. Delivery moves the transaction on; a failure ends it.
 func (e *Engine) HandleReceipt(ctx context.Context, tx *sql.Tx, rc *messaging.Receipt) error {
-	r, err := scanRow(e.db.QueryRowTx(ctx, tx, `SELECT `+rowColumns+` FROM mssp_tx WHERE message_id = $1 AND message_id <> 0`, rc.MessageID))
+	r, err := scanRow(e.db.QueryRowTx(ctx, tx, `SELECT `+rowColumns+` FROM mssp_tx
+		WHERE id IN (SELECT tx_id FROM mssp_pending WHERE message_id = $1 AND message_id <> 0)`, rc.MessageID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil // a text message, or a transaction of another system
 	}
@@ -692,11 +687,11 @@ func (e *Engine) HandleReceipt(ctx context.Context, tx *sql.Tx, rc *messaging.Re
 	var f *finalState
 	switch rc.Outcome {
 	case messaging.Delivered:
-		if _, err := e.db.ExecTx(ctx, tx, `UPDATE mssp_tx SET state = $1, updated_at = $2 WHERE id = $3 AND state = $4`,
+		if _, err := e.db.ExecTx(ctx, tx, `UPDATE mssp_tx SET state = $1, updated_at = $2, delivered_at = $2 WHERE id = $3 AND state = $4`,
 			StateDelivered, e.now().UnixMicro(), r.ID, StateSent); err != nil {
 			return fmt.Errorf("mssp: mark delivered: %w", err)
 		}
-		return e.event(ctx, tx, r.ID, StateDelivered, r.Status, e.now())
+		return nil
 	case messaging.PhoneAbsent:
 		f = failed(etsi.CodeOTAError, DetailPhoneAbsent, "PHONE_ABSENT: the phone is switched off or out of coverage")
 	case messaging.Expired:
@@ -739,7 +734,8 @@ func (e *Engine) HandleMO(ctx context.Context, tx *sql.Tx, mo *messaging.MO) err
 		return nil
 	}
 	msisdn := "+" + strings.TrimPrefix(mo.From, "+")
-	rows, err := e.db.QueryTx(ctx, tx, `SELECT `+rowColumns+` FROM mssp_tx WHERE msisdn = $1 AND (state = $2 OR state = $3) ORDER BY counter DESC`,
+	rows, err := e.db.QueryTx(ctx, tx, `SELECT `+rowColumns+` FROM mssp_tx
+		WHERE id IN (SELECT tx_id FROM mssp_pending WHERE msisdn = $1) AND (state = $2 OR state = $3) ORDER BY counter DESC`,
 		msisdn, StateSent, StateDelivered)
 	if err != nil {
 		return fmt.Errorf("mssp: pending transactions of %s: %w", msisdn, err)
@@ -819,12 +815,13 @@ func (e *Engine) answered(ctx context.Context, tx *sql.Tx, r *row, resp *ota.Res
 	// Checking the answer (signature validation, revocation, CMS, a
 	// timestamp) takes time and may reach other servers, so it happens
 	// after this transaction, in a worker.
-	if _, err := e.db.ExecTx(ctx, tx, `UPDATE mssp_tx SET state = $1, card = $2, updated_at = $3 WHERE id = $4`,
-		StateAnswered, resp.Data, e.now().UnixMicro(), r.ID); err != nil {
+	now := e.now().UnixMicro()
+	if _, err := e.db.ExecTx(ctx, tx, `UPDATE mssp_tx SET state = $1, card = $2, updated_at = $3, answered_at = $3 WHERE id = $4`,
+		StateAnswered, resp.Data, now, r.ID); err != nil {
 		return fmt.Errorf("mssp: record answer: %w", err)
 	}
-	if err := e.event(ctx, tx, r.ID, StateAnswered, r.Status, e.now()); err != nil {
-		return err
+	if _, err := e.db.ExecTx(ctx, tx, `UPDATE mssp_pending SET answered_at = $1 WHERE tx_id = $2`, now, r.ID); err != nil {
+		return fmt.Errorf("mssp: record answer: %w", err)
 	}
 	r.State, r.card = StateAnswered, resp.Data
 	messaging.AfterCommit(ctx, func() { e.enqueue(workItem{id: r.ID, r: r}) })
@@ -919,8 +916,8 @@ const answeredGrace = 5 * time.Second
 // completing (their node stopped) to the workers.
 func (e *Engine) Sweep(ctx context.Context) error {
 	now := e.now()
-	rows, err := e.db.QueryContext(ctx, `SELECT `+rowColumns+` FROM mssp_tx WHERE (state = $1 OR state = $2) AND deadline <= $3 LIMIT 1000`,
-		StateSent, StateDelivered, now.UnixMicro())
+	rows, err := e.db.QueryContext(ctx, `SELECT `+rowColumns+` FROM mssp_tx
+		WHERE id IN (SELECT tx_id FROM mssp_pending WHERE deadline <= $1 AND answered_at = 0 LIMIT 1000)`, now.UnixMicro())
 	if err != nil {
 		return fmt.Errorf("mssp: list expired transactions: %w", err)
 	}
@@ -952,8 +949,8 @@ func (e *Engine) Sweep(ctx context.Context) error {
 			e.finished(&r.Transaction)
 		}
 	}
-	ids, err := e.db.QueryContext(ctx, `SELECT id FROM mssp_tx WHERE state = $1 AND updated_at <= $2 LIMIT 1000`,
-		StateAnswered, now.Add(-answeredGrace).UnixMicro())
+	ids, err := e.db.QueryContext(ctx, `SELECT tx_id FROM mssp_pending WHERE answered_at > 0 AND answered_at <= $1 LIMIT 1000`,
+		now.Add(-answeredGrace).UnixMicro())
 	if err != nil {
 		return fmt.Errorf("mssp: list answered transactions: %w", err)
 	}

@@ -16,36 +16,52 @@ CREATE TABLE mssp_users (
 );
 
 -- Transactions: one row per AP request that reaches a SIM (or a test
--- number). state: sent, delivered, answered, validated, failed. status is
--- the TS 102 204 code the AP sees now (504 while pending). request and
--- result are JSON; card is the VMAC response as the SIM sent it.
+-- number). state: sent, delivered, answered, validated, failed; the time
+-- of each step is in its own column (0 until it happens). status is the
+-- TS 102 204 code the AP sees now (504 while pending). request and result
+-- are JSON; card is the VMAC response as the SIM sent it. The table has no
+-- index that a state change touches: what the engine looks up while a
+-- transaction runs is in mssp_pending.
 CREATE TABLE mssp_tx (
-	id          BIGINT  GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-	trans_id    TEXT    NOT NULL UNIQUE,
-	ap_id       TEXT    NOT NULL,
-	ap_trans_id TEXT    NOT NULL,
-	kind        TEXT    NOT NULL,
-	msisdn      TEXT    NOT NULL,
-	mode        TEXT    NOT NULL,
-	ap_url      TEXT    NOT NULL DEFAULT '',
-	state       TEXT    NOT NULL,
-	status      BIGINT  NOT NULL,
-	detail      BIGINT  NOT NULL DEFAULT 0,
-	message     TEXT    NOT NULL DEFAULT '',
-	counter     BIGINT  NOT NULL DEFAULT 0,
-	tx_ref      BIGINT  NOT NULL DEFAULT 0,
-	message_id  BIGINT  NOT NULL DEFAULT 0,
-	request     BYTEA    NOT NULL,
-	card        BYTEA,
-	result      BYTEA,
-	created_at  BIGINT  NOT NULL,
-	deadline    BIGINT  NOT NULL,
-	updated_at  BIGINT  NOT NULL,
-	finished_at BIGINT  NOT NULL DEFAULT 0
+	id           BIGINT  GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	trans_id     TEXT    NOT NULL UNIQUE,
+	ap_id        TEXT    NOT NULL,
+	ap_trans_id  TEXT    NOT NULL,
+	kind         TEXT    NOT NULL,
+	msisdn       TEXT    NOT NULL,
+	mode         TEXT    NOT NULL,
+	ap_url       TEXT    NOT NULL DEFAULT '',
+	state        TEXT    NOT NULL,
+	status       BIGINT  NOT NULL,
+	detail       BIGINT  NOT NULL DEFAULT 0,
+	message      TEXT    NOT NULL DEFAULT '',
+	counter      BIGINT  NOT NULL DEFAULT 0,
+	tx_ref       BIGINT  NOT NULL DEFAULT 0,
+	message_id   BIGINT  NOT NULL DEFAULT 0,
+	request      BYTEA    NOT NULL,
+	card         BYTEA,
+	result       BYTEA,
+	created_at   BIGINT  NOT NULL,
+	deadline     BIGINT  NOT NULL,
+	updated_at   BIGINT  NOT NULL,
+	delivered_at BIGINT  NOT NULL DEFAULT 0,
+	answered_at  BIGINT  NOT NULL DEFAULT 0,
+	finished_at  BIGINT  NOT NULL DEFAULT 0
 );
-CREATE INDEX mssp_tx_pending ON mssp_tx (msisdn, state);
-CREATE INDEX mssp_tx_message ON mssp_tx (message_id);
-CREATE INDEX mssp_tx_deadline ON mssp_tx (state, deadline);
+
+-- The transactions that have not ended, with what finds them: the SIM's
+-- answer (msisdn), the SMSC's receipt (message_id), the time-out sweep
+-- (deadline) and the recovery of answers nobody completed (answered_at).
+CREATE TABLE mssp_pending (
+	tx_id       BIGINT NOT NULL PRIMARY KEY,
+	msisdn      TEXT   NOT NULL,
+	message_id  BIGINT NOT NULL DEFAULT 0,
+	deadline    BIGINT NOT NULL,
+	answered_at BIGINT NOT NULL DEFAULT 0
+);
+CREATE INDEX mssp_pending_msisdn ON mssp_pending (msisdn);
+CREATE INDEX mssp_pending_message ON mssp_pending (message_id);
+CREATE INDEX mssp_pending_deadline ON mssp_pending (deadline);
 
 -- One outstanding SIM request per user: a row while a transaction holds
 -- the user's SIM.
@@ -53,16 +69,6 @@ CREATE TABLE mssp_active (
 	msisdn TEXT   NOT NULL PRIMARY KEY,
 	tx_id  BIGINT NOT NULL
 );
-
--- The steps of each transaction with their times, for audit and the
--- operations view.
-CREATE TABLE mssp_tx_event (
-	tx_id  BIGINT NOT NULL,
-	at     BIGINT NOT NULL,
-	state  TEXT   NOT NULL,
-	status BIGINT NOT NULL
-);
-CREATE INDEX mssp_tx_event_tx ON mssp_tx_event (tx_id);
 
 -- MSS_Notification callbacks (asynchServerServer) still to deliver.
 CREATE TABLE mssp_notify (
