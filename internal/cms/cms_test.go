@@ -1,6 +1,7 @@
 package cms
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -504,4 +505,28 @@ func FuzzVerify(f *testing.F) {
 		}
 		_, _ = AddTimestamp(der, der)
 	})
+}
+
+// TestFinishVerified checks that FinishVerified builds the same SignedData
+// as Finish from a good signature, which then verifies.
+func TestFinishVerified(t *testing.T) {
+	p := getPKI(t)
+	for _, c := range []signCase{{name: "ec", mode: "attached"}, {name: "rsa", rsa: true, mode: "detached"}} {
+		pend, err := Prepare(c.request(p, []byte(testText)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sig := simSign(t, p, c.rsa, pend)
+		want, err := pend.Finish(sig)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := pend.FinishVerified(sig)
+		if err != nil {
+			t.Fatalf("%s: FinishVerified: %v", c.name, err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s: FinishVerified = %x, want %x", c.name, got, want)
+		}
+	}
 }

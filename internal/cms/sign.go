@@ -160,11 +160,18 @@ func (p *Pending) SignedAttributes() []byte { return bytes.Clone(p.signedAttrs) 
 // [Pending.Digest], against the signer's public key and returns the DER
 // ContentInfo carrying the SignedData.
 func (p *Pending) Finish(sig []byte) ([]byte, error) {
-	sigAlg, err := signatureAlgorithm(p.signer.PublicKey, p.hash)
-	if err != nil {
+	if err := checkSignature(p.signer.PublicKey, p.hash, p.digest, sig); err != nil {
 		return nil, err
 	}
-	if err := checkSignature(p.signer.PublicKey, p.hash, p.digest, sig); err != nil {
+	return p.FinishVerified(sig)
+}
+
+// FinishVerified is Finish for a caller that has already verified sig over
+// [Pending.Digest] with the signer's key, as a signature server does before
+// it assembles anything; it does not verify sig again.
+func (p *Pending) FinishVerified(sig []byte) ([]byte, error) {
+	sigAlg, err := signatureAlgorithm(p.signer.PublicKey, p.hash)
+	if err != nil {
 		return nil, err
 	}
 

@@ -1039,6 +1039,9 @@ func (e *Engine) checkSignature(ctx context.Context, r *row, resp *vmac.SignResp
 	if r.req.Timestamp {
 		ts = e.cfg.Timestamper
 	}
+	// The Validator verified the signature; every outcome that gets here
+	// (500, 502) includes that check.
+	in.Verified = true
 	sig, err := assemble(ctx, in, resp.Signature, ts)
 	if err != nil {
 		return failed(etsi.CodeInternalError, 9002, "assemble the signature: %v", err)

@@ -70,6 +70,11 @@ type toSign struct {
 	// it, so that the digest can be recomputed after a restart. A CMS
 	// signature needs it; it is truncated to the second.
 	SigningTime time.Time
+	// Verified says that the caller has verified the card's signature
+	// over digestToSign(in) with Cert's key (the Validator does), so
+	// assemble does not verify it again. Otherwise assemble refuses a
+	// signature that does not verify.
+	Verified bool
 }
 
 // check validates in and returns the hash of its message digest.
@@ -204,7 +209,11 @@ func assemble(ctx context.Context, in *toSign, rawSig []byte, ts Timestamper) (*
 		if err != nil {
 			return nil, fmt.Errorf("mssp: convert card signature: %w", err)
 		}
-		der, err := p.Finish(sig)
+		finish := p.Finish
+		if in.Verified {
+			finish = p.FinishVerified
+		}
+		der, err := finish(sig)
 		if err != nil {
 			return nil, fmt.Errorf("mssp: finish CMS signature: %w", err)
 		}
@@ -224,8 +233,10 @@ func assemble(ctx context.Context, in *toSign, rawSig []byte, ts Timestamper) (*
 		if err != nil {
 			return nil, err
 		}
-		if err := vmac.VerifyDigest(in.Cert.PublicKey, hash, digest, rawSig); err != nil {
-			return nil, fmt.Errorf("mssp: check card signature: %w", err)
+		if !in.Verified {
+			if err := vmac.VerifyDigest(in.Cert.PublicKey, hash, digest, rawSig); err != nil {
+				return nil, fmt.Errorf("mssp: check card signature: %w", err)
+			}
 		}
 		return &etsi.Signature{PKCS1: &etsi.PKCS1{
 			SignatureValue:  bytes.Clone(rawSig),

@@ -165,6 +165,9 @@ func openSQLite(ctx context.Context, cfg Config, path string) (*DB, error) {
 			"journal_mode(WAL)",
 			"foreign_keys(ON)",
 			"synchronous(" + syncMode + ")",
+			// 16 MiB of page cache per connection (SQLite's default is 2 MiB):
+			// the hot pages of the outbox and the transactions stay in memory.
+			"cache_size(-16384)",
 		},
 		"_txlock": {"immediate"},
 	}
