@@ -20,6 +20,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -33,6 +34,13 @@ import (
 	"mobileid/internal/simbatch"
 	"mobileid/internal/store"
 )
+
+// msspGCPercent is the MSSP's garbage collector target. Each transaction
+// allocates a few hundred kilobytes that die young (XML, TLS records, CMS),
+// and the live heap is small, so collecting at 5× the live heap instead of
+// 2× costs little memory and about 15 % more transactions per second
+// (docs/PERFORMANCE.md).
+const msspGCPercent = 400
 
 // msspKEKEnv names the environment variable with the key that seals the
 // SIMs' OTA keys in the MSSP's database.
@@ -278,6 +286,7 @@ func runMSSP(ctx context.Context, e *env, args []string) error {
 	password := fs.String("password", "mssp-pw", "SMPP password; $MOBILEID_SMSC_PASSWORD overrides it")
 	service := fs.String("service-number", "3725000", "our number: source of MT, destination of the SIMs' answers")
 	metricsAddr := fs.String("metrics", "127.0.0.1:9103", "/metrics listen address; empty disables it")
+	gcPercent := fs.Int("gc-percent", msspGCPercent, "Go garbage collector target (GOGC) when $GOGC is unset")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -287,6 +296,9 @@ func runMSSP(ctx context.Context, e *env, args []string) error {
 	}
 	if p := os.Getenv("MOBILEID_SMSC_PASSWORD"); p != "" {
 		*password = p
+	}
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(*gcPercent)
 	}
 	roots, err := readCertsFile(*caRoots)
 	if err != nil {

@@ -290,6 +290,22 @@ type finalState struct {
 	detail int
 	msg    string
 	result *txResult
+	// encoded is result as stored, made before the write transaction by
+	// encode so that the single writer does not wait for it.
+	encoded []byte
+}
+
+// encode encodes f's result for the database.
+func (f *finalState) encode() error {
+	if f.result == nil || f.encoded != nil {
+		return nil
+	}
+	b, err := json.Marshal(f.result)
+	if err != nil {
+		return fmt.Errorf("mssp: encode result: %w", err)
+	}
+	f.encoded = b
+	return nil
 }
 
 // begin stores a new transaction and queues its command, in one
@@ -631,12 +647,10 @@ func signal(c chan struct{}) {
 // commit.
 func (e *Engine) finish(ctx context.Context, tx *sql.Tx, r *row, f *finalState) (ok bool, err error) {
 	now := e.now()
-	var result []byte
-	if f.result != nil {
-		if result, err = json.Marshal(f.result); err != nil {
-			return false, fmt.Errorf("mssp: encode result: %w", err)
-		}
+	if err := f.encode(); err != nil {
+		return false, err
 	}
+	result := f.encoded
 	res, err := e.db.ExecTx(ctx, tx, `UPDATE mssp_tx SET state = $1, status = $2, detail = $3, message = $4, result = $5,
 			updated_at = $6, finished_at = $6
 		WHERE id = $7 AND state <> $8 AND state <> $9`,
@@ -993,6 +1007,9 @@ func (e *Engine) complete(ctx context.Context, w workItem) error {
 		f, save = e.checkRegistration(ctx, r, resp)
 	default:
 		f = failed(etsi.CodeInternalError, DetailSIMError, "unexpected answer %T", vr)
+	}
+	if err := f.encode(); err != nil {
+		return err
 	}
 	var ok bool
 	err = e.commit.do(ctx, func(tx *sql.Tx) error {
