@@ -276,8 +276,8 @@ func runMSSP(ctx context.Context, e *env, args []string) error {
 	tlsCert := fs.String("tls-cert", filepath.Join("data", "mssp-tls.crt"), "server certificate (PEM); made self-signed if it and --tls-key are missing")
 	tlsKey := fs.String("tls-key", filepath.Join("data", "mssp-tls.key"), "server private key (PEM)")
 	clientCA := fs.String("client-ca", "", "PEM file of the CAs that issue AP client certificates")
-	caRoots := fs.String("ca-roots", filepath.Join("data", "ca", "root.crt"), "PEM file of the CA roots user certificates must chain to")
-	caChain := fs.String("ca-chain", filepath.Join("data", "ca", "issuing.crt"), "PEM file of the issuing CA certificates, included in CMS signatures")
+	caRoots := fs.String("ca-roots", filepath.Join("data", "ca", "root.pem"), "PEM file of the CA roots user certificates must chain to")
+	caChain := fs.String("ca-chain", filepath.Join("data", "ca", "issuing.pem"), "PEM file of the issuing CA certificates, included in CMS signatures")
 	vendorRoots := fs.String("vendor-roots", "", "PEM file of the SIM vendor CAs whose card attestations are trusted")
 	tsaURL := fs.String("tsa", "http://127.0.0.1:8082/tsa", "RFC 3161 TSA URL for the timestamp service; empty disables the service")
 	validateOnRequest := fs.Bool("validate-on-request", false, "check revocation only for requests with the #validate service (others end with 500 SIGNATURE)")
@@ -382,6 +382,7 @@ func runMSSP(ctx context.Context, e *env, args []string) error {
 		func() error { return hs.ServeTLS(ln, "", "") },
 		func() error { return srv.engine.Run(rctx) },
 		func() error { return srv.messaging.Run(rctx) },
+		func() error { pruneTransIDs(rctx, srv.aps, logger); return nil },
 	}
 	if *metricsAddr != "" {
 		ml, err := net.Listen("tcp", *metricsAddr)
@@ -493,4 +494,24 @@ func writeSelfSigned(certFile, keyFile, listen string) error {
 		return err
 	}
 	return os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+}
+
+// pruneTransIDs forgets, every hour, the AP_TransIDs older than
+// mssp.TransIDRetention, until ctx is done.
+func pruneTransIDs(ctx context.Context, aps *mssp.APs, logger *slog.Logger) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		n, err := aps.PruneTransIDs(ctx, time.Now().Add(-mssp.TransIDRetention))
+		if err != nil && ctx.Err() == nil {
+			logger.Warn("cannot prune AP_TransIDs", "err", err)
+		} else if n > 0 {
+			logger.Info("pruned AP_TransIDs", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
