@@ -160,6 +160,9 @@ type work struct {
 	deliver *smpp.PDU
 	seg     *outSeg
 	resp    *smpp.PDU // submit_sm_resp or generic_nack
+	// holdsWindow: the response refused the segment, and its window slot
+	// is freed only once the refusal is recorded (see complete).
+	holdsWindow bool
 }
 
 // serve runs a bound connection until it fails or ctx is done.
@@ -355,9 +358,15 @@ func (ss *session) answerBad(c *smpp.Conn, p *smpp.PDU, pe *smpp.Error, jobs cha
 func (ss *session) complete(p *smpp.PDU, jobs chan<- work) {
 	ss.mu.Lock()
 	r := ss.pending[p.Seq]
+	hold := false
 	if r != nil && (p.ID == r.cmd.Response() || p.ID == smpp.GenericNack) {
 		delete(ss.pending, p.Seq)
-		if r.seg != nil {
+		// A refused segment may decide its message, whose remaining
+		// segments must then not be sent: until the refusal is recorded
+		// the slot stays taken, so that the sender cannot claim one of
+		// them meanwhile.
+		hold = r.seg != nil && (p.Status != smpp.StatusOK || p.ID == smpp.GenericNack)
+		if r.seg != nil && !hold {
 			ss.inflight--
 			ss.window.Set(float64(ss.inflight))
 		}
@@ -373,7 +382,7 @@ func (ss *session) complete(p *smpp.PDU, jobs chan<- work) {
 		r.done <- p
 	}
 	if r.seg != nil {
-		jobs <- work{seg: r.seg, resp: p}
+		jobs <- work{seg: r.seg, resp: p, holdsWindow: hold}
 	}
 }
 
@@ -419,6 +428,15 @@ func (ss *session) process(ctx context.Context, c *smpp.Conn, ws []work) {
 		}
 	}
 	s.runBatch(ctx, urgent, items)
+	ss.mu.Lock()
+	for _, w := range ws {
+		// A connection that was torn down meanwhile reset its window.
+		if w.holdsWindow && ss.conn == c && ss.inflight > 0 {
+			ss.inflight--
+			ss.window.Set(float64(ss.inflight))
+		}
+	}
+	ss.mu.Unlock()
 	ss.answer(c, resps)
 	// The window has room again; the sender looks for more if it left
 	// segments behind for want of it. (Only now: a refused segment has
