@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"crypto"
@@ -13,6 +14,7 @@ import (
 	"crypto/x509/pkix"
 	"database/sql"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/big"
@@ -432,5 +434,46 @@ func TestMSSPRegisterAndSign(t *testing.T) {
 	}
 	if err := vmac.VerifyDigest(cert.PublicKey, crypto.SHA256, digest[:], resp.MSSSignature.PKCS1.SignatureValue); err != nil {
 		t.Errorf("PKCS1 signature does not verify: %v", err)
+	}
+}
+
+// TestMSSPRegistrationResult asks, with the registration extension's
+// Result operation, for the outcome of an earlier GenerateKeys by its
+// AP_TransID, as a Registration Server that stopped while waiting does.
+func TestMSSPRegistrationResult(t *testing.T) {
+	p := newPlatform(t, 2, platformOptions{})
+	msisdn := p.phones()[0]
+	challenge := make([]byte, 16)
+	rand.Read(challenge)
+	req := &etsi.MSSRegistrationReq{
+		MessageAbstract: p.abstract(), MobileUser: etsi.MobileUser{MSISDN: msisdn},
+		Operation: &etsi.RegistrationOperation{Type: etsi.RegGenerateKeys, Challenge: challenge},
+	}
+	first, err := p.client.Registration(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ask := func(msisdn, apTransID string) (*etsi.MSSRegistrationResp, error) {
+		return p.client.Registration(context.Background(), &etsi.MSSRegistrationReq{
+			MessageAbstract: p.abstract(), MobileUser: etsi.MobileUser{MSISDN: msisdn},
+			Operation: &etsi.RegistrationOperation{Type: etsi.RegResult, APTransID: apTransID},
+		})
+	}
+	got, err := ask(msisdn, req.APInfo.APTransID)
+	if err != nil {
+		t.Fatalf("Result: %v", err)
+	}
+	if got.MSSPTransID != first.MSSPTransID || got.Status.Registration == nil ||
+		!bytes.Equal(got.Status.Registration.Keys[0].SPKI, first.Status.Registration.Keys[0].SPKI) {
+		t.Errorf("Result = %s %+v, want the outcome of %s", got.MSSPTransID, got.Status.Registration, first.MSSPTransID)
+	}
+	for _, c := range []struct{ msisdn, apTransID string }{
+		{msisdn, "never-used"},
+		{p.phones()[1], req.APInfo.APTransID},
+	} {
+		var f *etsi.Fault
+		if _, err := ask(c.msisdn, c.apTransID); !errors.As(err, &f) || f.Code != etsi.CodeWrongParam {
+			t.Errorf("Result(%s, %s) = %v, want fault 101", c.msisdn, c.apTransID, err)
+		}
 	}
 }

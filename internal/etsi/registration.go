@@ -54,6 +54,10 @@ const (
 	// RegInfo reports the state of the SIM application and its PIN
 	// counters.
 	RegInfo RegistrationOpType = "Info"
+	// RegResult asks for the outcome of an earlier registration operation
+	// of the same AP, named by its AP_TransID: a Registration Server that
+	// stopped while it waited learns what happened without starting over.
+	RegResult RegistrationOpType = "Result"
 )
 
 // KeyUsage names one of the two keys of a Mobile ID SIM.
@@ -76,7 +80,7 @@ const (
 
 func (t RegistrationOpType) valid() bool {
 	switch t {
-	case RegGenerateKeys, RegBindCertificates, RegReset, RegInfo:
+	case RegGenerateKeys, RegBindCertificates, RegReset, RegInfo, RegResult:
 		return true
 	}
 	return false
@@ -102,6 +106,8 @@ type RegistrationOperation struct {
 	Certificates []RegistrationCertificate `xml:"Certificate" json:"Certificate,omitempty"`
 	// ICCID selects the SIM when the MSISDN alone is ambiguous.
 	ICCID string `xml:"ICCID,omitempty" json:"ICCID,omitempty"`
+	// APTransID names the earlier operation whose outcome Result asks for.
+	APTransID string `xml:"APTransID,omitempty" json:"APTransID,omitempty"`
 }
 
 // RegistrationCertificate is mreg:Certificate: a DER certificate for one
@@ -160,7 +166,7 @@ func registrationOperationNode(o *RegistrationOperation) *node {
 	for _, c := range o.Certificates {
 		n.add(textEl("mreg:Certificate", b64(c.DER)).attr("KeyUsage", string(c.KeyUsage)))
 	}
-	return n.add(optText("mreg:ICCID", o.ICCID))
+	return n.add(optText("mreg:ICCID", o.ICCID), optText("mreg:APTransID", o.APTransID))
 }
 
 func optInt(name string, p *int) *node {
@@ -207,6 +213,8 @@ func validateRegistrationOperation(o *RegistrationOperation) error {
 		return NewFault(CodeWrongParam, "unsupported SignKeyAlg %q", o.SignKeyAlg)
 	case o.Type == RegBindCertificates && len(o.Certificates) == 0:
 		return NewFault(CodeMissingParam, "BindCertificates without Certificate")
+	case o.Type == RegResult && o.APTransID == "":
+		return NewFault(CodeMissingParam, "Result without APTransID")
 	}
 	for _, c := range o.Certificates {
 		if !c.KeyUsage.valid() {

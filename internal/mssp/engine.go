@@ -565,6 +565,19 @@ func (e *Engine) dropWaiter(transID string, w *waiter) {
 	}
 }
 
+// LookupAP returns the transaction AP apID started with apTransID, or a
+// 101 fault when there is none.
+func (e *Engine) LookupAP(ctx context.Context, apID, apTransID string) (*Transaction, error) {
+	r, err := scanRow(e.db.QueryRowContext(ctx, `SELECT `+rowColumns+` FROM mssp_tx WHERE ap_id = $1 AND ap_trans_id = $2`, apID, apTransID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, etsi.NewFault(etsi.CodeWrongParam, "no transaction with AP_TransID %q", apTransID)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("mssp: look up transaction: %w", err)
+	}
+	return &r.Transaction, nil
+}
+
 // Wait waits until transaction t ends or ctx is done, and returns its
 // latest state. When t was started for a synchronous caller the engine
 // registered the wait before the transaction committed, so nothing is read

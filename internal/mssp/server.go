@@ -399,6 +399,9 @@ func (s *Server) registration(r *http.Request, m *etsi.MSSRegistrationReq) (any,
 	if op == nil {
 		return nil, fault(etsi.CodeMissingParam, 0, "the registration Operation is missing")
 	}
+	if op.Type == etsi.RegResult {
+		return s.registrationResult(r, m, ap, msisdn)
+	}
 	rr := &RegistrationRequest{
 		AP: ap, APTransID: m.APInfo.APTransID, Instant: m.APInfo.Instant, MSISDN: msisdn,
 		Operation: string(op.Type), Challenge: op.Challenge, DisplayText: op.DisplayText,
@@ -461,4 +464,27 @@ func registrationResult(o *RegistrationOutcome) *etsi.RegistrationResult {
 		res.PIN1TriesLeft, res.PIN2TriesLeft, res.PUKTriesLeft = &p1, &p2, &pk
 	}
 	return res
+}
+
+// registrationResult answers a Result operation: the state of an earlier
+// registration operation of the same AP and MSISDN. It starts nothing.
+func (s *Server) registrationResult(r *http.Request, m *etsi.MSSRegistrationReq, ap *AP, msisdn string) (any, error) {
+	t, err := s.e.LookupAP(r.Context(), ap.ID, m.Operation.APTransID)
+	if err != nil {
+		return nil, err
+	}
+	if t.Kind != kindRegister || t.MSISDN != msisdn {
+		return nil, fault(etsi.CodeWrongParam, 0, "AP_TransID %s is not a registration for this MobileUser", quote(m.Operation.APTransID))
+	}
+	resp := &etsi.MSSRegistrationResp{MessageAbstract: s.abstract(&m.MessageAbstract), MSSPTransID: t.TransID}
+	if !t.Final() {
+		resp.Status = etsi.NewStatus(etsi.CodeOutstandingTransaction)
+		return resp, nil
+	}
+	if f := t.Fault(); f != nil {
+		return nil, f
+	}
+	resp.Status = statusOf(t)
+	resp.Status.Registration = registrationResult(t.Registration)
+	return resp, nil
 }

@@ -48,6 +48,9 @@ CREATE TABLE mssp_tx (
 	answered_at  BIGINT  NOT NULL DEFAULT 0,
 	finished_at  BIGINT  NOT NULL DEFAULT 0
 );
+-- An AP asks for a transaction by its own AP_TransID (registration
+-- results); neither column ever changes.
+CREATE INDEX mssp_tx_ap ON mssp_tx (ap_id, ap_trans_id);
 
 -- The transactions that have not ended, with what finds them: the SIM's
 -- answer (msisdn), the SMSC's receipt (message_id), the time-out sweep
