@@ -322,6 +322,9 @@ func (s *Server) profile(r *http.Request, m *etsi.MSSProfileReq) (any, error) {
 	}
 	u, err := s.users.Get(r.Context(), msisdn)
 	if errors.Is(err, ErrUnknownUser) {
+		if sim, err := s.e.sims.ByMSISDN(r.Context(), msisdn); err == nil && sim != nil {
+			return nil, faultDetail(etsi.CodeUnknownClient, 1053, "the SIM of %s has no Mobile ID", msisdn)
+		}
 		return nil, faultDetail(etsi.CodeUnknownClient, 1052, "%s is not a Mobile ID user", msisdn)
 	}
 	if err != nil {
