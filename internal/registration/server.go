@@ -296,9 +296,9 @@ const mobileIDColumns = `m.id, m.person_id, p.country, p.national_id, p.given_na
 
 func scanMobileID(sc interface{ Scan(...any) error }) (*MobileID, error) {
 	var (
-		m                         MobileID
-		dob, docType, docExpires  string
-		created, updated          int64
+		m                        MobileID
+		dob, docType, docExpires string
+		created, updated         int64
 	)
 	err := sc.Scan(&m.ID, &m.PersonID, &m.Person.Country, &m.Person.NationalID, &m.Person.GivenNames, &m.Person.Surname, &dob,
 		&docType, &m.Document.Number, &m.Document.Issuer, &docExpires, &m.MSISDN, &m.ICCID, &m.State, &m.Step, &m.Status,
