@@ -48,6 +48,8 @@ func registry() []command {
 		{"mssp import-sims", "import a SIM batch's operator file (OTA keys sealed at rest) into the MSSP", runMSSPImportSIMs},
 		{"mssp ap add", "register an application provider with the MSSP", runMSSPAPAdd},
 		{"mssp ap list", "list the MSSP's application providers", runMSSPAPList},
+		{"registration officer add", "add a registration officer for the desk and the JSON API", runRegistrationOfficerAdd},
+		{"registration", "run the Registration Server: the registration desk and its JSON API", runRegistration},
 		{"mssp", "run the Signature Server: ETSI TS 102 204 (SOAP 1.2 and JSON) with its Messaging Server", runMSSP},
 	}
 }

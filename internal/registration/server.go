@@ -88,6 +88,9 @@ type Server struct {
 	mu     sync.Mutex
 	active map[int64]bool // registrations being advanced by this process
 	subs   map[chan struct{}]bool
+
+	dummyOnce sync.Once
+	dummy     []byte
 }
 
 // New returns a Registration Server on db, migrating its tables.
@@ -449,7 +452,7 @@ func (s *Server) Login(ctx context.Context, username, password string) (*Officer
 	err := s.db.QueryRowContext(ctx, `SELECT username, name, desk, password_hash FROM registration_officer WHERE username = $1`, username).
 		Scan(&o.Username, &o.Name, &o.Desk, &hash)
 	if errors.Is(err, sql.ErrNoRows) {
-		bcrypt.CompareHashAndPassword(dummyHash, []byte(password))
+		bcrypt.CompareHashAndPassword(s.dummyHash(), []byte(password))
 		return nil, ErrLogin
 	}
 	if err != nil {
@@ -461,9 +464,14 @@ func (s *Server) Login(ctx context.Context, username, password string) (*Officer
 	return &o, nil
 }
 
-// dummyHash makes a login with an unknown username take as long as one
-// with a wrong password.
-var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("not a password of anyone"), bcrypt.MinCost)
+// dummyHash returns a hash that a login with an unknown username is
+// checked against, so that it takes as long as one with a wrong password.
+func (s *Server) dummyHash() []byte {
+	s.dummyOnce.Do(func() {
+		s.dummy, _ = bcrypt.GenerateFromPassword([]byte("not a password of anyone"), bcrypt.DefaultCost)
+	})
+	return s.dummy
+}
 
 // serialHex formats a certificate serial as stored.
 func serialHex(n *big.Int) string { return n.Text(16) }
