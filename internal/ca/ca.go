@@ -221,8 +221,8 @@ type ListFilter struct {
 	Limit int
 }
 
-// Issuer is the CA as the registration server uses it. *CA implements it;
-// the HTTP API exposes Issue to other processes.
+// Issuer is the CA as the registration server uses it. *CA implements it
+// in process, and *Client over the internal HTTP API.
 type Issuer interface {
 	// Issue checks the request (subject, key, proof of possession,
 	// attestation) and signs and stores a certificate. A request it will
