@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"math/big"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -101,9 +102,37 @@ func TestRegistrationEndToEnd(t *testing.T) {
 		t.Errorf("Lookup(%s) = %v, %v", msisdn, found, err)
 	}
 
+	phone, _ := p.w.phones.Phone(msisdn)
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(phone.Screen().Text, "Mobile ID is ready"); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("phone screen after registration = %q, want the ready message", phone.Screen().Text)
+		}
+	}
+
 	resp, err := p.client.Sign(context.Background(), p.signReq(msisdn, "Log in to Test Bank"))
 	if err != nil || resp.Status.StatusCode.Value != etsi.CodeValidSignature {
 		t.Fatalf("authentication after registration = %v, %v", resp, err)
+	}
+
+	// Renewal: new keys on the same SIM, new certificates, the old ones
+	// revoked as superseded once the new ones work.
+	old := m
+	if _, err := r.Renew(context.Background(), officer, m.ID); err != nil {
+		t.Fatalf("Renew: %v", err)
+	}
+	m = waitState(t, r, m.ID, registration.StateActive)
+	if m.AuthSerial == old.AuthSerial || m.SignSerial == old.SignSerial || m.AuthSerial == "" {
+		t.Fatalf("renewed serials %s %s, old %s %s", m.AuthSerial, m.SignSerial, old.AuthSerial, old.SignSerial)
+	}
+	for _, h := range []string{old.AuthSerial, old.SignSerial} {
+		n, _ := new(big.Int).SetString(h, 16)
+		if c, err := p.ca.Get(context.Background(), n); err != nil || c.Status != ca.StatusRevoked || c.Reason != ca.ReasonSuperseded {
+			t.Errorf("old certificate %s after renewal = %+v, %v", h, c, err)
+		}
+	}
+	resp, err = p.client.Sign(context.Background(), p.signReq(msisdn, "Log in with the new key"))
+	if err != nil || resp.Status.StatusCode.Value != etsi.CodeValidSignature {
+		t.Fatalf("authentication after renewal = %v, %v", resp, err)
 	}
 
 	if _, err := r.Revoke(context.Background(), officer, m.ID, "lost"); err != nil {

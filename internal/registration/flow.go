@@ -79,6 +79,8 @@ type flow struct {
 	keysTransID string
 	keysMSSPID  string
 	keys        []byte
+	oldAuth     string
+	oldSign     string
 }
 
 func (s *Server) loadFlow(ctx context.Context, id int64) (*flow, error) {
@@ -87,8 +89,9 @@ func (s *Server) loadFlow(ctx context.Context, id int64) (*flow, error) {
 		return nil, err
 	}
 	f := &flow{MobileID: m}
-	err = s.db.QueryRowContext(ctx, `SELECT attempt, challenge, keys_trans_id, keys_mssp_id, keys_result FROM registration_mobileid WHERE id = $1`, id).
-		Scan(&f.attempt, &f.challenge, &f.keysTransID, &f.keysMSSPID, &f.keys)
+	err = s.db.QueryRowContext(ctx, `SELECT attempt, challenge, keys_trans_id, keys_mssp_id, keys_result, old_auth_serial, old_sign_serial
+		FROM registration_mobileid WHERE id = $1`, id).
+		Scan(&f.attempt, &f.challenge, &f.keysTransID, &f.keysMSSPID, &f.keys, &f.oldAuth, &f.oldSign)
 	if err != nil {
 		return nil, fmt.Errorf("registration: read flow %d: %w", id, err)
 	}
@@ -118,6 +121,9 @@ func (s *Server) advance(ctx context.Context, id int64) error {
 		}
 		var next string
 		switch f.Step {
+		case StepReset:
+			err = s.stepReset(ctx, f)
+			next = StepKeys
 		case StepKeys:
 			err = s.stepKeys(ctx, f)
 			next = StepCertificates
@@ -126,6 +132,12 @@ func (s *Server) advance(ctx context.Context, id int64) error {
 			next = StepBind
 		case StepBind:
 			err = s.stepBind(ctx, f)
+			next = StepNotify
+			if f.oldAuth != "" || f.oldSign != "" {
+				next = StepSupersede
+			}
+		case StepSupersede:
+			err = s.stepSupersede(ctx, f)
 			next = StepNotify
 		case StepNotify:
 			s.stepNotify(ctx, f)
@@ -377,7 +389,44 @@ func (s *Server) stepNotify(ctx context.Context, f *flow) {
 	}
 }
 
+// stepReset erases the SIM's keys and PINs before a renewal makes new
+// ones. Erasing twice does no harm, so a restart simply asks again.
+func (s *Server) stepReset(ctx context.Context, f *flow) error {
+	rctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout+30*time.Second)
+	defer cancel()
+	_, err := s.mssp.Registration(rctx, &etsi.MSSRegistrationReq{
+		MessageAbstract: s.abstract(newAPTransID("X")), MobileUser: etsi.MobileUser{MSISDN: f.MSISDN},
+		Operation: &etsi.RegistrationOperation{Type: etsi.RegReset},
+	})
+	if err != nil {
+		return s.mapFault(err)
+	}
+	return nil
+}
+
+// stepSupersede revokes the certificates a renewal replaced, now that the
+// new ones work.
+func (s *Server) stepSupersede(ctx context.Context, f *flow) error {
+	for _, h := range []string{f.oldAuth, f.oldSign} {
+		n, ok := parseSerial(h)
+		if !ok {
+			continue
+		}
+		err := s.ca.Revoke(ctx, n, ca.ReasonSuperseded, time.Time{})
+		if err != nil && !errors.Is(err, ca.ErrAlreadyRevoked) {
+			return &transient{fmt.Errorf("the CA cannot be reached: %w", err)}
+		}
+	}
+	if _, err := s.db.ExecContext(ctx, `UPDATE registration_mobileid SET old_auth_serial = '', old_sign_serial = '', updated_at = $1 WHERE id = $2`,
+		s.now().UnixMicro(), f.ID); err != nil {
+		return &transient{err}
+	}
+	return nil
+}
+
 var stepMessages = map[string]string{
+	StepKeys:         "The SIM's old keys are erased. Waiting for the user to choose new PINs on the phone.",
+	StepSupersede:    "The new certificates work. The old ones are being revoked.",
 	StepCertificates: "The SIM made both keys. The CA is certifying them.",
 	StepBind:         "Both certificates are issued. The Signature Server is learning of them.",
 	StepNotify:       "The Mobile ID works. Telling the user.",

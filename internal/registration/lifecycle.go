@@ -177,6 +177,46 @@ func (s *Server) ResetSIM(ctx context.Context, o Officer, id int64) (*MobileID, 
 	return s.Get(ctx, id)
 }
 
+// Renew gives an active Mobile ID new keys on the same SIM and new
+// certificates: the SIM's keys and PINs are erased, the user chooses new
+// PINs, the CA certifies the new keys, and only once the MSSP has them are
+// the old certificates revoked (superseded). Until the new keys exist the
+// old certificates stay valid, but the SIM no longer has their keys.
+func (s *Server) Renew(ctx context.Context, o Officer, id int64) (*MobileID, error) {
+	m, err := s.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if m.State != StateActive {
+		return nil, fmt.Errorf("%w: only an active Mobile ID is renewed", ErrState)
+	}
+	now := s.now()
+	msg := "Renewing: erasing the SIM's keys."
+	err = s.db.InTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE registration_mobileid SET state = $1, step = $2, status = $3,
+				old_auth_serial = auth_serial, old_sign_serial = sign_serial, auth_serial = '', sign_serial = '',
+				keys_trans_id = '', keys_result = NULL, updated_at = $4
+			WHERE id = $5 AND state = $6`,
+			StateRegistering, StepReset, msg, now.UnixMicro(), id, StateActive)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return fmt.Errorf("%w: the Mobile ID changed meanwhile", ErrState)
+		}
+		if err := s.event(ctx, tx, id, "renew", msg, now); err != nil {
+			return err
+		}
+		return s.auditTx(ctx, tx, o, "renew", id, m.MSISDN, now)
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.changed()
+	s.kick()
+	return s.Get(ctx, id)
+}
+
 // PINGuidance is what an officer tells a user whose PIN is blocked.
 const PINGuidance = "A blocked PIN1 or PIN2 is unblocked on the phone with the PUK from the PIN letter that came with the SIM. " +
 	"If the PUK is blocked too, the SIM's keys are unusable: revoke the Mobile ID, reset the SIM and register again."

@@ -65,9 +65,11 @@ const (
 
 // Steps of a registration, in order.
 const (
+	StepReset        = "reset"        // renewal: the SIM's old keys and PINs are erased
 	StepKeys         = "keys"         // the SIM asks the user for PINs and makes the keys
 	StepCertificates = "certificates" // the CA certifies both keys
 	StepBind         = "bind"         // the MSSP learns of the certificates
+	StepSupersede    = "supersede"    // renewal: the old certificates are revoked
 	StepNotify       = "notify"       // the phone is told the Mobile ID is ready
 	StepDone         = "done"
 )

@@ -12,7 +12,8 @@ CREATE TABLE registration_person (
 
 -- Mobile IDs: a person's registration on an MSISDN and SIM, from the desk
 -- to revocation. state: registering, active, suspended, revoked, failed.
--- step is where a registering one is: keys, certificates, bind, notify.
+-- step is where a registering one is: reset (renewal only), keys,
+-- certificates, bind, supersede (renewal only), notify.
 CREATE TABLE registration_mobileid (
 	id               BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
 	person_id        BIGINT NOT NULL REFERENCES registration_person (id),
@@ -34,6 +35,9 @@ CREATE TABLE registration_mobileid (
 	keys_result      BYTEA,
 	auth_serial      TEXT   NOT NULL DEFAULT '',
 	sign_serial      TEXT   NOT NULL DEFAULT '',
+	-- During a renewal, the certificates to revoke once the new ones work.
+	old_auth_serial  TEXT   NOT NULL DEFAULT '',
+	old_sign_serial  TEXT   NOT NULL DEFAULT '',
 	created_at       BIGINT NOT NULL,
 	updated_at       BIGINT NOT NULL
 );
