@@ -85,7 +85,8 @@ type Config struct {
 	// with a 10 s time-out.
 	NotifyClient *http.Client
 	// NotifyAttempts is how many times a callback is tried before it is
-	// given up (405 NO_URL_FOUND in the audit log). Default 10.
+	// given up (405 NO_URL_FOUND in the audit log). Default 30: with the
+	// back-off capped at 5 minutes, about two hours.
 	NotifyAttempts int
 	// Notification encodes the callback body of a finished transaction;
 	// the transport sets it. Nil disables callbacks.
@@ -139,7 +140,7 @@ func NewEngine(cfg Config, db *store.DB, sims *SIMs, users *Users, logger, audit
 		cfg.NotifyClient = &http.Client{Timeout: 10 * time.Second}
 	}
 	if cfg.NotifyAttempts <= 0 {
-		cfg.NotifyAttempts = 10
+		cfg.NotifyAttempts = 30
 	}
 	if now == nil {
 		now = time.Now
