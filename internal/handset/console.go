@@ -15,10 +15,11 @@ import (
 	"time"
 
 	"mobileid/internal/sim"
+	"mobileid/internal/webassets"
 )
 
 //go:embed web/templates/*.html web/static
-var webFS embed.FS
+var webFS embed.FS // the console's own templates and stylesheet; htmx comes from webassets
 
 // PageSize is the most phones the console shows at a time.
 const PageSize = 24
@@ -71,7 +72,8 @@ func choices(extra string) []choice {
 func (n *Network) Handler() http.Handler {
 	mux := http.NewServeMux()
 	static, _ := fs.Sub(webFS, "web/static")
-	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
+	mux.Handle("GET /static/style.css", http.StripPrefix("/static/", http.FileServerFS(static)))
+	mux.Handle("GET /static/", http.StripPrefix("/static", webassets.Handler()))
 	mux.HandleFunc("GET /{$}", n.servePage)
 	mux.HandleFunc("GET /events", n.serveEvents)
 	mux.HandleFunc("GET /phone/{id}", n.servePhone)

@@ -3,6 +3,7 @@ package registration
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"database/sql"
 	"embed"
 	"encoding/json"
@@ -78,6 +79,11 @@ const (
 // desk, runs each registration to its end — through a restart — and the
 // lifecycle actions after it.
 type Server struct {
+	// CertStatus, when set before the desk is served, reports a
+	// certificate's status ("good", "on_hold", "revoked") by its serial in
+	// hex, for the desk's Mobile ID page.
+	CertStatus func(ctx context.Context, serialHex string) (string, error)
+
 	cfg    Config
 	db     *store.DB
 	mssp   MSSP
@@ -93,6 +99,8 @@ type Server struct {
 
 	dummyOnce sync.Once
 	dummy     []byte
+	salt      [32]byte
+	logins    map[[32]byte]time.Time // verified passwords, see Login
 }
 
 // New returns a Registration Server on db, migrating its tables.
@@ -125,10 +133,13 @@ func New(cfg Config, db *store.DB, mssp MSSP, issuer ca.Issuer, ids *NationalIDs
 	if err := db.Migrate(context.Background(), component, sub); err != nil {
 		return nil, fmt.Errorf("registration: %w", err)
 	}
+	var salt [32]byte
+	rand.Read(salt[:])
 	return &Server{
 		cfg: cfg, db: db, mssp: mssp, ca: issuer, ids: ids,
 		log: logger.With("component", component), audit: audit.With("component", component), now: now,
 		wake: make(chan struct{}, 1), active: map[int64]bool{}, subs: map[chan struct{}]bool{},
+		salt: salt, logins: map[[32]byte]time.Time{},
 	}, nil
 }
 
@@ -460,10 +471,41 @@ func (s *Server) Login(ctx context.Context, username, password string) (*Officer
 	if err != nil {
 		return nil, fmt.Errorf("registration: login: %w", err)
 	}
+	// The JSON API checks the password of every request; a successful
+	// check is remembered for a while, by a salted digest of the password
+	// and the stored hash, so that a changed password is checked afresh.
+	key := s.loginKey(username, password, hash)
+	s.mu.Lock()
+	until, ok := s.logins[key]
+	s.mu.Unlock()
+	if ok && s.now().Before(until) {
+		return &o, nil
+	}
 	if bcrypt.CompareHashAndPassword(hash, []byte(password)) != nil {
 		return nil, ErrLogin
 	}
+	s.mu.Lock()
+	if len(s.logins) > 10000 {
+		clear(s.logins)
+	}
+	s.logins[key] = s.now().Add(loginCacheTTL)
+	s.mu.Unlock()
 	return &o, nil
+}
+
+// loginCacheTTL is how long a verified officer password is remembered.
+const loginCacheTTL = 5 * time.Minute
+
+// loginKey is the cache key of a verified login.
+func (s *Server) loginKey(username, password string, hash []byte) [32]byte {
+	h := sha256.New()
+	h.Write(s.salt[:])
+	fmt.Fprintf(h, "%d:%s:%d:", len(username), username, len(password))
+	h.Write([]byte(password))
+	h.Write(hash)
+	var k [32]byte
+	h.Sum(k[:0])
+	return k
 }
 
 // dummyHash returns a hash that a login with an unknown username is

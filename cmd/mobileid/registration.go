@@ -1,0 +1,155 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"mobileid/internal/ca"
+	"mobileid/internal/etsi/etsiclient"
+	"mobileid/internal/registration"
+	"mobileid/internal/store"
+)
+
+// registrationFlags are the flags the registration commands share.
+type registrationFlags struct {
+	dataDir, dsn string
+}
+
+func (f *registrationFlags) openDB(ctx context.Context) (*store.DB, error) {
+	if d := os.Getenv("MOBILEID_DSN"); d != "" {
+		f.dsn = d
+	}
+	return store.Open(ctx, store.Config{DSN: f.dsn, DataDir: f.dataDir})
+}
+
+func runRegistrationOfficerAdd(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "registration officer add", "USERNAME",
+		"Adds a registration officer who may log in to the desk and the JSON API. The password comes from\n"+
+			"$MOBILEID_OFFICER_PASSWORD (10 to 72 characters), never from the command line.")
+	var f registrationFlags
+	fs.StringVar(&f.dataDir, "data", "data", "data directory of the embedded database")
+	fs.StringVar(&f.dsn, "dsn", "", "database DSN (postgres://…); empty means SQLite in --data; $MOBILEID_DSN overrides it")
+	name := fs.String("name", "", "the officer's full name")
+	desk := fs.String("desk", "", "the registration desk, e.g. \"Tallinn 1\"")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usagef("want one username")
+	}
+	pw := os.Getenv("MOBILEID_OFFICER_PASSWORD")
+	if pw == "" {
+		return usagef("no password: set $MOBILEID_OFFICER_PASSWORD")
+	}
+	db, err := f.openDB(ctx)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	logger := slog.New(slog.DiscardHandler)
+	srv, err := registration.New(registration.Config{APID: "unused"}, db, nil, nil, nil, logger, logger, time.Now)
+	if err != nil {
+		return err
+	}
+	if err := srv.AddOfficer(ctx, pos[0], *name, *desk, pw); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "added officer %s (%s, %s)\n", pos[0], *name, *desk)
+	return nil
+}
+
+func runRegistration(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "registration", "",
+		"Runs the Registration Server: the registration desk (/desk/) and its JSON API (/api/v1/). It reaches the\n"+
+			"Signature Server over ETSI TS 102 204 as an AP and the CA over its internal API.")
+	var f registrationFlags
+	fs.StringVar(&f.dataDir, "data", "data", "data directory of the embedded database")
+	fs.StringVar(&f.dsn, "dsn", "", "database DSN (postgres://…); empty means SQLite in --data; $MOBILEID_DSN overrides it")
+	listen := fs.String("listen", "127.0.0.1:8084", "listen address of the desk and the API")
+	msspURL := fs.String("mssp", "https://127.0.0.1:8443", "base URL of the Signature Server")
+	msspCA := fs.String("mssp-ca", "data/mssp-tls.crt", "PEM file of the CA (or the self-signed certificate) of the MSSP's TLS certificate")
+	clientCert := fs.String("client-cert", "", "PEM client certificate for mutual TLS with the MSSP")
+	clientKey := fs.String("client-key", "", "PEM key of --client-cert")
+	apID := fs.String("ap-id", "http://mobileid.dev/registration", "AP_ID of the Registration Server at the MSSP")
+	caURL := fs.String("ca", "http://127.0.0.1:8083", "base URL of the CA's internal API")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 0 {
+		return usagef("unexpected argument %q", pos[0])
+	}
+	apPwd := os.Getenv("MOBILEID_AP_PASSWORD")
+	if apPwd == "" {
+		return usagef("no AP password: set $MOBILEID_AP_PASSWORD")
+	}
+	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if *msspCA != "" {
+		certs, err := readCertsFile(*msspCA)
+		if err != nil {
+			return usagef("--mssp-ca: %v", err)
+		}
+		tlsCfg.RootCAs = certPool(certs)
+	}
+	if *clientCert != "" {
+		c, err := tls.LoadX509KeyPair(*clientCert, *clientKey)
+		if err != nil {
+			return usagef("--client-cert: %v", err)
+		}
+		tlsCfg.Certificates = []tls.Certificate{c}
+	}
+	mssp := &etsiclient.Client{BaseURL: strings.TrimSuffix(*msspURL, "/"),
+		HTTP: &http.Client{Transport: &http.Transport{TLSClientConfig: tlsCfg}, Timeout: 10 * time.Minute}}
+	issuer := &ca.Client{BaseURL: strings.TrimSuffix(*caURL, "/"), HTTP: &http.Client{Timeout: 30 * time.Second}}
+
+	logger := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	db, err := f.openDB(ctx)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	srv, err := registration.New(registration.Config{APID: *apID, APPassword: apPwd}, db, mssp, issuer, nil, logger, logger.With("log", "audit"), time.Now)
+	if err != nil {
+		return err
+	}
+	srv.CertStatus = func(ctx context.Context, serialHex string) (string, error) {
+		n, ok := new(big.Int).SetString(serialHex, 16)
+		if !ok {
+			return "", fmt.Errorf("bad serial %q", serialHex)
+		}
+		c, err := issuer.Get(ctx, n)
+		if err != nil {
+			return "", err
+		}
+		return string(c.Status), nil
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/api/v1/", srv.APIHandler())
+	mux.Handle("/desk/", http.StripPrefix("/desk", srv.DeskHandler()))
+	mux.Handle("GET /{$}", http.RedirectHandler("/desk/", http.StatusFound))
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", *listen, err)
+	}
+	hs := newHTTPServer(mux)
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	logger.Info("registration up", "desk", "http://"+ln.Addr().String()+"/desk/", "mssp", *msspURL, "ca", *caURL)
+	err = runUntilDone(ctx, []*http.Server{hs}, cancel,
+		func() error { return hs.Serve(ln) },
+		func() error { return srv.Run(rctx) })
+	if err != nil {
+		return err
+	}
+	logger.Info("registration stopped")
+	return nil
+}
