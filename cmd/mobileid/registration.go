@@ -1,9 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/big"
 	"net"
@@ -11,6 +15,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"golang.org/x/crypto/ocsp"
 
 	"mobileid/internal/ca"
 	"mobileid/internal/etsi/etsiclient"
@@ -81,6 +87,7 @@ func runRegistration(ctx context.Context, e *env, args []string) error {
 	clientKey := fs.String("client-key", "", "PEM key of --client-cert")
 	apID := fs.String("ap-id", "http://mobileid.dev/registration", "AP_ID of the Registration Server at the MSSP")
 	caURL := fs.String("ca", "http://127.0.0.1:8083", "base URL of the CA's internal API")
+	caChain := fs.String("ca-chain", "data/ca/issuing.pem", "PEM file of the issuing CA, to ask its OCSP responder about certificates shown at the desk; empty disables it")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -121,16 +128,12 @@ func runRegistration(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	srv.CertStatus = func(ctx context.Context, serialHex string) (string, error) {
-		n, ok := new(big.Int).SetString(serialHex, 16)
-		if !ok {
-			return "", fmt.Errorf("bad serial %q", serialHex)
-		}
-		c, err := issuer.Get(ctx, n)
+	if *caChain != "" {
+		chain, err := readCertsFile(*caChain)
 		if err != nil {
-			return "", err
+			return usagef("--ca-chain: %v", err)
 		}
-		return string(c.Status), nil
+		srv.CertStatus = ocspStatus(issuer, chain[0], &http.Client{Timeout: 5 * time.Second})
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/api/v1/", srv.APIHandler())
@@ -152,4 +155,60 @@ func runRegistration(ctx context.Context, e *env, args []string) error {
 	}
 	logger.Info("registration stopped")
 	return nil
+}
+
+// ocspStatus returns the desk's certificate status function: it fetches
+// the certificate from the CA and asks the OCSP responder named in it, as
+// a relying party would, and reports "good", "revoked" (with the reason)
+// or "unknown".
+func ocspStatus(issuer ca.Issuer, issuing *x509.Certificate, client *http.Client) func(ctx context.Context, serialHex string) (string, error) {
+	return func(ctx context.Context, serialHex string) (string, error) {
+		n, ok := new(big.Int).SetString(serialHex, 16)
+		if !ok {
+			return "", fmt.Errorf("bad serial %q", serialHex)
+		}
+		c, err := issuer.Get(ctx, n)
+		if err != nil {
+			return "", err
+		}
+		cert, err := x509.ParseCertificate(c.DER)
+		if err != nil {
+			return "", err
+		}
+		if len(cert.OCSPServer) == 0 {
+			return "", errors.New("the certificate names no OCSP responder")
+		}
+		req, err := ocsp.CreateRequest(cert, issuing, nil)
+		if err != nil {
+			return "", err
+		}
+		hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, cert.OCSPServer[0], bytes.NewReader(req))
+		if err != nil {
+			return "", err
+		}
+		hreq.Header.Set("Content-Type", "application/ocsp-request")
+		resp, err := client.Do(hreq)
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		der, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		if err != nil {
+			return "", err
+		}
+		r, err := ocsp.ParseResponseForCert(der, cert, issuing)
+		if err != nil {
+			return "", err
+		}
+		switch r.Status {
+		case ocsp.Good:
+			return "good (OCSP)", nil
+		case ocsp.Revoked:
+			if r.RevocationReason == ocsp.CertificateHold {
+				return "on hold (OCSP)", nil
+			}
+			return fmt.Sprintf("revoked (OCSP, reason %d)", r.RevocationReason), nil
+		}
+		return "unknown (OCSP)", nil
+	}
 }
