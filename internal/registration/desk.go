@@ -234,6 +234,7 @@ func deskActions() []deskAction {
 		{actionSuspend, "Suspend", "Both certificates are put on hold: the Mobile ID stops working until it is resumed.", false, []string{StateActive}},
 		{actionResume, "Resume", "The holds on both certificates are lifted: the Mobile ID works again.", false, []string{StateSuspended}},
 		{actionRevoke, "Revoke", "Both certificates are revoked and the Mobile ID is taken out of use. This cannot be undone.", true, []string{StateActive, StateSuspended}},
+		{actionRenew, "Renew", "The SIM's keys and PINs are erased, the user chooses new PINs, new certificates are issued, and then the old certificates are revoked.", false, []string{StateActive}},
 		{actionRetry, "Retry", "The registration continues from the step that failed; a failed key generation asks the user for the PINs again.", false, []string{StateFailed}},
 		{actionResetSIM, "Reset SIM", "The Mobile ID keys and PINs on the SIM are erased, so that the number can be registered again.", true, []string{StateFailed, StateRevoked}},
 	}
@@ -456,6 +457,19 @@ func deskProgress(m *MobileID) []deskStep {
 		{StepNotify, "User told"},
 		{StepDone, "Ready"},
 	}
+	// A renewal erases the SIM's keys first and revokes the old
+	// certificates before it tells the user.
+	if m.Step == StepReset || m.Step == StepSupersede || hasEvent(m, "renew") && m.Step != StepDone {
+		steps = []struct{ step, label string }{
+			{StepReset, "Old keys erased"},
+			{StepKeys, "New PINs and keys on the SIM"},
+			{StepCertificates, "New certificates"},
+			{StepBind, "Signature Server"},
+			{StepSupersede, "Old certificates revoked"},
+			{StepNotify, "User told"},
+			{StepDone, "Ready"},
+		}
+	}
 	cur := 1
 	for i, s := range steps {
 		if s.step == m.Step {
@@ -475,6 +489,20 @@ func deskProgress(m *MobileID) []deskStep {
 		}
 	}
 	return out
+}
+
+// hasEvent reports whether m's latest action is step: the events since the
+// last registration or renewal decide.
+func hasEvent(m *MobileID, step string) bool {
+	for i := len(m.Events) - 1; i >= 0; i-- {
+		switch m.Events[i].Step {
+		case step:
+			return true
+		case "identified", "renew":
+			return false
+		}
+	}
+	return false
 }
 
 // certs looks up the status of m's certificates.

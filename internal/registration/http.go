@@ -268,6 +268,7 @@ const (
 	actionRevoke   = "revoke"
 	actionRetry    = "retry"
 	actionResetSIM = "reset-sim"
+	actionRenew    = "renew"
 )
 
 // act runs a lifecycle action for o. An unknown action is ErrNotFound; a
@@ -296,6 +297,8 @@ func (s *Server) act(ctx context.Context, o Officer, id int64, action, reason st
 		return s.Retry(ctx, o, id)
 	case actionResetSIM:
 		return s.ResetSIM(ctx, o, id)
+	case actionRenew:
+		return s.Renew(ctx, o, id)
 	}
 	return nil, ErrNotFound
 }
