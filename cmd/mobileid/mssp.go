@@ -69,9 +69,14 @@ func runMSSPImportSIMs(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, "mssp import-sims", "FILE",
 		"Imports a SIM batch's operator file (operator.csv from 'mobileid sim issue') into the MSSP: ICCID, IMSI,\n"+
 			"MSISDN, TAR and the OTA keys, which are sealed under the key-encryption key. SIMs already known with the\n"+
-			"same data are skipped; a conflicting SIM stops the import and nothing of the file is imported.")
+			"same data are skipped; a conflicting SIM stops the import and nothing of the file is imported.\n\n"+
+			"With --swap, the file holds new SIMs for numbers that have a SIM (a SIM swap: the card was lost or\n"+
+			"broken, or changes format): the SIM a number has is retired and the new one takes its place, and the\n"+
+			"number's Mobile ID user is removed from the MSSP, as their keys were on the old card; they register\n"+
+			"again on the new one. The other records are imported as without --swap.")
 	var f msspFlags
 	f.register(fs)
+	swap := fs.Bool("swap", false, "replace the SIM of a number that has another one (SIM swap)")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -101,11 +106,58 @@ func runMSSPImportSIMs(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	added, skipped, err := sims.Import(ctx, recs)
+	if !*swap {
+		added, skipped, err := sims.Import(ctx, recs)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "imported %d SIMs, %d already known\n", added, skipped)
+		return nil
+	}
+	return importSwaps(ctx, e, sims, recs)
+}
+
+// importSwaps imports recs, swapping the SIM of every number that has
+// another one. The new numbers go in first, all or none, as without
+// --swap; each swap is a transaction of its own, so after a failed one
+// the swaps before it stay done, and running the file again finishes the
+// rest.
+func importSwaps(ctx context.Context, e *env, sims *mssp.SIMs, recs []simbatch.Record) error {
+	var plain, swaps []simbatch.Record
+	for i := range recs {
+		r := recs[i]
+		if err := r.Validate(); err != nil {
+			return fmt.Errorf("record %d: %w", i+1, err)
+		}
+		sim, err := sims.ByMSISDN(ctx, r.MSISDN)
+		switch {
+		case errors.Is(err, mssp.ErrUnknownSIM):
+			plain = append(plain, r)
+		case err != nil:
+			return err
+		case sim.ICCID == r.ICCID:
+			plain = append(plain, r)
+		default:
+			swaps = append(swaps, r)
+		}
+	}
+	added, skipped, err := sims.Import(ctx, plain)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "imported %d SIMs, %d already known\n", added, skipped)
+	for i, r := range swaps {
+		old, err := sims.Swap(ctx, r)
+		if err != nil {
+			return fmt.Errorf("swap SIM of %s (%d of %d swaps done): %w", r.MSISDN, i, len(swaps), err)
+		}
+		was := "no SIM"
+		if old != nil {
+			was = "SIM " + old.ICCID
+		}
+		fmt.Fprintf(e.stdout, "%s: SIM %s replaces %s\n", r.MSISDN, r.ICCID, was)
+	}
+	fmt.Fprintf(e.stdout, "swapped %d SIMs; their numbers' users must register again\n", len(swaps))
 	return nil
 }
 

@@ -158,7 +158,17 @@ func (p *Phone) resetMemory() {
 func (p *Phone) MSISDN() string { return p.msisdn }
 
 // ICCID returns the ICCID of the phone's SIM.
-func (p *Phone) ICCID() string { return p.card.ICCID() }
+func (p *Phone) ICCID() string {
+	c, _ := p.sim()
+	return c.ICCID()
+}
+
+// sim returns the card in the phone and its PUK; SwapSIM may change them.
+func (p *Phone) sim() (*sim.Card, string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.card, p.puk
+}
 
 // String identifies the phone by its number.
 func (p *Phone) String() string { return "handset.Phone(" + p.msisdn + ")" }
@@ -235,11 +245,12 @@ func validPIN(s string, min, max int) bool {
 
 // State returns a snapshot of the phone.
 func (p *Phone) State() PhoneState {
-	st := p.card.Status()
+	card, _ := p.sim()
+	st := card.Status()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return PhoneState{
-		MSISDN: p.msisdn, ICCID: p.card.ICCID(),
+		MSISDN: p.msisdn, ICCID: card.ICCID(),
 		PoweredOn: p.power, InCoverage: p.coverage,
 		Behaviour: p.behaviour, Effective: p.n.effective(p.behaviour),
 		Screen: p.screen, Inbox: append([]TextMessage(nil), p.inbox...),
@@ -503,7 +514,8 @@ func (p *Phone) trySubmit(ctx context.Context, tpdu []byte) error {
 // sets it to the scripted user's PIN, as the person would from the
 // phone's menu. A wrong PUK is impossible here, so no PUK try is lost.
 func (p *Phone) Unblock(which sim.PINRef) error {
-	if p.puk == "" {
+	card, puk := p.sim()
+	if puk == "" {
 		return ErrNoPUK
 	}
 	p.mu.Lock()
@@ -512,7 +524,7 @@ func (p *Phone) Unblock(which sim.PINRef) error {
 		pin = p.pins[1]
 	}
 	p.mu.Unlock()
-	err := p.card.Unblock(which, p.puk, pin)
+	err := card.Unblock(which, puk, pin)
 	if perr := p.persist(); perr != nil {
 		p.n.log.Error("handset: card state not stored", "msisdn", p.msisdn, "err", perr)
 		err = errors.Join(err, perr)
@@ -528,8 +540,9 @@ func (p *Phone) Unblock(which sim.PINRef) error {
 // mailerPUK returns the card's PUK from the subscriber's mailer, for the
 // phone's own console when the person asks to see it.
 func (p *Phone) mailerPUK() (string, error) {
-	if p.puk == "" {
+	_, puk := p.sim()
+	if puk == "" {
 		return "", ErrNoPUK
 	}
-	return p.puk, nil
+	return puk, nil
 }

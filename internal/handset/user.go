@@ -92,7 +92,7 @@ func (u *phoneUser) AskPIN(ctx context.Context, text string, minLen, maxLen int)
 	}
 	// An unregistered card is asking the person to choose the PIN, which
 	// nobody gets wrong; afterwards the card is checking it.
-	if u.b.Action == WrongPIN && p.card.Status().Registered {
+	if card, _ := p.sim(); u.b.Action == WrongPIN && card.Status().Registered {
 		pin = wrongPIN(pin)
 	}
 	return pin, true, nil

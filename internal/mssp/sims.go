@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"strings"
 	"time"
 
 	"mobileid/internal/ota"
@@ -40,7 +41,8 @@ var (
 	// ota.MaxCounter: the card can no longer be sent a command.
 	ErrCounterExhausted = errors.New("mssp: OTA counter exhausted")
 	// ErrImportConflict means a record of a batch has the ICCID or MSISDN
-	// of a known SIM but differs from it (other keys, number or TAR).
+	// of a known SIM but differs from it (other keys, number or TAR), or,
+	// for [SIMs.Swap], that the new SIM's ICCID is known already.
 	ErrImportConflict = errors.New("mssp: SIM conflicts with a known one")
 	// ErrResponseMismatch means a response does not answer the command:
 	// its counter or TAR is not the command's.
@@ -255,6 +257,16 @@ func (s *SIMs) known(ctx context.Context, tx *sql.Tx, r *simbatch.Record) (bool,
 	if err != nil {
 		return false, err
 	}
+	if sim != nil && strings.HasPrefix(sim.MSISDN, retiredPrefix) {
+		// The batch file still lists a SIM that a swap has replaced since:
+		// it stays retired, and the record is known if it is the one the
+		// SIM was imported with.
+		var former string
+		if err := tx.QueryRowContext(ctx, `SELECT retired_msisdn FROM mssp_sims WHERE iccid = $1`, r.ICCID).Scan(&former); err != nil {
+			return false, fmt.Errorf("look up retired SIM %s: %w", r.ICCID, err)
+		}
+		sim.MSISDN = former
+	}
 	if sim == nil {
 		other, _, err := lookup(ctx, tx, "msisdn", r.MSISDN)
 		if err != nil {
@@ -437,4 +449,87 @@ func (s *SIMs) OpenTx(ctx context.Context, tx *sql.Tx, msisdn string, cmd *ota.C
 		return nil, fmt.Errorf("%w: TAR %s, sent %s to %s", ErrResponseMismatch, r.TAR, cmd.TAR, msisdn)
 	}
 	return r, nil
+}
+
+// retiredPrefix starts the msisdn column of a SIM that [SIMs.Swap]
+// replaced. It is followed by the SIM's ICCID, which keeps the column
+// unique, and can never be a valid MSISDN, so that no lookup by number
+// finds the SIM again.
+const retiredPrefix = "retired:"
+
+// Swap replaces the SIM that has r.MSISDN with r, a new card for the same
+// number (the person's SIM was lost or broken, or changes format), in one
+// transaction. The old SIM is retired, not deleted: its row stays for
+// audit but no lookup by number finds it, so [SIMs.Wrap], [SIMs.Open] and
+// [SIMs.ByMSISDN] use r from then on, starting again from counter 1 with
+// r's keys and TAR. The MSSP's user of the number is deleted as well:
+// their keys were on the old card, so they must register again on the new
+// one. Swap returns the retired SIM.
+//
+// When no SIM has r.MSISDN, r is simply imported and old is nil. A record
+// whose ICCID is known already, in use or retired, is an
+// [ErrImportConflict].
+//
+// A [Users] registry, of this process or another, may serve the deleted
+// user from its cache for up to userCacheTTL more; a signature request
+// made meanwhile reaches the new card, which has no keys and refuses it.
+func (s *SIMs) Swap(ctx context.Context, r simbatch.Record) (old *SIM, err error) {
+	if err := r.Validate(); err != nil {
+		return nil, fmt.Errorf("mssp: swap SIM: %w", err)
+	}
+	now := s.now().UnixMicro()
+	err = s.db.InTx(ctx, func(tx *sql.Tx) error {
+		old = nil
+		known, _, err := lookup(ctx, tx, "iccid", r.ICCID)
+		if err != nil {
+			return fmt.Errorf("mssp: swap SIM %s: %w", r.ICCID, err)
+		}
+		if known != nil {
+			return fmt.Errorf("mssp: swap SIM %s: the ICCID is known already: %w", r.ICCID, ErrImportConflict)
+		}
+		prev, _, err := lookup(ctx, tx, "msisdn", r.MSISDN)
+		if err != nil {
+			return fmt.Errorf("mssp: swap SIM %s: %w", r.ICCID, err)
+		}
+		if prev != nil {
+			res, err := tx.ExecContext(ctx, `UPDATE mssp_sims SET msisdn = $1, retired_msisdn = $2, retired_at = $3
+				WHERE iccid = $4 AND msisdn = $2`,
+				retiredPrefix+prev.ICCID, r.MSISDN, now, prev.ICCID)
+			if err != nil {
+				return fmt.Errorf("mssp: retire SIM %s: %w", prev.ICCID, err)
+			}
+			n, err := res.RowsAffected()
+			if err != nil {
+				return fmt.Errorf("mssp: retire SIM %s: %w", prev.ICCID, err)
+			}
+			if n != 1 {
+				// Another swap of the number retired it first.
+				return fmt.Errorf("mssp: swap SIM %s: SIM %s of %s retired meanwhile: %w", r.ICCID, prev.ICCID, r.MSISDN, ErrImportConflict)
+			}
+			// The keys the user registered are on the old card.
+			if _, err := tx.ExecContext(ctx, `DELETE FROM mssp_users WHERE msisdn = $1`, r.MSISDN); err != nil {
+				return fmt.Errorf("mssp: remove user %s: %w", r.MSISDN, err)
+			}
+		}
+		sealed, err := s.seal(r.ICCID, ota.Keys{KIc: r.KIcKey, KID: r.KIDKey})
+		if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO mssp_sims (`+simColumns+`, counter)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0)`,
+			r.ICCID, r.IMSI, r.MSISDN, r.TAR.String(), int64(r.KIc), int64(r.KID), sealed, now)
+		if store.IsUniqueViolation(err) {
+			// Another swap or import of the number won the race.
+			return fmt.Errorf("mssp: swap SIM %s: ICCID or MSISDN %s taken meanwhile: %w", r.ICCID, r.MSISDN, ErrImportConflict)
+		}
+		if err != nil {
+			return fmt.Errorf("mssp: swap SIM %s: %w", r.ICCID, err)
+		}
+		old = prev
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return old, nil
 }

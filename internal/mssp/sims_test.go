@@ -17,6 +17,7 @@ import (
 	"mobileid/internal/simbatch"
 	"mobileid/internal/store"
 	"mobileid/internal/store/storetest"
+	"mobileid/internal/vmac"
 )
 
 var testNow = time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
@@ -85,10 +86,10 @@ func counter(t *testing.T, db *store.DB, msisdn string) int64 {
 	return c
 }
 
-// allSIMs reads every registered SIM, in ICCID order.
+// allSIMs reads every SIM in use (not retired by a swap), in ICCID order.
 func allSIMs(t *testing.T, s *SIMs) []*SIM {
 	t.Helper()
-	rows, err := s.db.QueryContext(t.Context(), `SELECT msisdn FROM mssp_sims ORDER BY iccid`)
+	rows, err := s.db.QueryContext(t.Context(), `SELECT msisdn FROM mssp_sims WHERE retired_at = 0 ORDER BY iccid`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -538,6 +539,270 @@ func TestKeysAtRest(t *testing.T) {
 		}
 		if _, _, err := wrong.Wrap(t.Context(), nil, recs[0].MSISDN, nil); err == nil {
 			t.Errorf("Wrap() under another key-encryption key succeeded")
+		}
+	})
+}
+
+// replacement is a new card for r's number, as the vendor personalises it
+// for a SIM swap: another ICCID and IMSI, new keys, here also another TAR
+// and key set, so that a test sees which SIM a packet was made for.
+func replacement(t *testing.T, r simbatch.Record, n int) simbatch.Record {
+	t.Helper()
+	body := fmt.Sprintf("89999020000%04d%04d", n, len(r.MSISDN))
+	return simbatch.Record{
+		ICCID:  body + string(simbatch.LuhnDigit(body)),
+		IMSI:   fmt.Sprintf("0010120000%05d", n),
+		MSISDN: r.MSISDN,
+		TAR:    ota.TAR{0x4d, 0x49, byte(0x44 + n)},
+		KIc:    0x22,
+		KID:    0x22,
+		KIcKey: randBytes(t, 16),
+		KIDKey: randBytes(t, 16),
+	}
+}
+
+// saveUser registers keys for msisdn at the MSSP, as a GenerateKeys does.
+func saveUser(t *testing.T, db *store.DB, msisdn, iccid string) {
+	t.Helper()
+	users, err := NewUsers(db, func() time.Time { return testNow })
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := vmac.KeyEntry{Alg: vmac.AlgECDSAP256, SPKI: []byte("spki of " + msisdn)}
+	if err := db.InTx(t.Context(), func(tx *sql.Tx) error {
+		return users.saveKeys(t.Context(), tx, msisdn, iccid, key, key)
+	}); err != nil {
+		t.Fatalf("saveKeys(%s) = %v", msisdn, err)
+	}
+}
+
+// userICCID returns the ICCID the MSSP's user of msisdn registered with,
+// read by a registry without a cache, or "" when there is no user.
+func userICCID(t *testing.T, db *store.DB, msisdn string) string {
+	t.Helper()
+	users, err := NewUsers(db, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := users.Get(t.Context(), msisdn)
+	if errors.Is(err, ErrUnknownUser) {
+		return ""
+	}
+	if err != nil {
+		t.Fatalf("Users.Get(%s) = %v", msisdn, err)
+	}
+	return u.ICCID
+}
+
+// retired reads what a swap left of a SIM.
+type retiredRow struct {
+	MSISDN, RetiredMSISDN string
+	RetiredAt             int64
+}
+
+func retiredOf(t *testing.T, db *store.DB, iccid string) retiredRow {
+	t.Helper()
+	var r retiredRow
+	if err := db.QueryRowContext(t.Context(), `SELECT msisdn, retired_msisdn, retired_at FROM mssp_sims WHERE iccid = $1`, iccid).
+		Scan(&r.MSISDN, &r.RetiredMSISDN, &r.RetiredAt); err != nil {
+		t.Fatalf("read SIM %s: %v", iccid, err)
+	}
+	return r
+}
+
+func TestSwap(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, db *store.DB) {
+		recs := testRecords(t, 2)
+		s := imported(t, db, recs)
+		m := recs[0].MSISDN
+		saveUser(t, db, m, recs[0].ICCID)
+		saveUser(t, db, recs[1].MSISDN, recs[1].ICCID)
+		var before *ota.Command
+		for range 3 {
+			_, cmd, err := s.Wrap(t.Context(), nil, m, []byte("to the old SIM"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			before = cmd
+		}
+
+		repl := replacement(t, recs[0], 1)
+		old, err := s.Swap(t.Context(), repl)
+		if err != nil {
+			t.Fatalf("Swap() = %v", err)
+		}
+		if diff := cmp.Diff(simOf(recs[0]), old); diff != "" {
+			t.Errorf("Swap() old SIM (-want +got):\n%s", diff)
+		}
+		got, err := s.ByMSISDN(t.Context(), m)
+		if err != nil {
+			t.Fatalf("ByMSISDN() after swap = %v", err)
+		}
+		if diff := cmp.Diff(simOf(repl), got); diff != "" {
+			t.Errorf("ByMSISDN() after swap (-want +got):\n%s", diff)
+		}
+		want := retiredRow{MSISDN: "retired:" + recs[0].ICCID, RetiredMSISDN: m, RetiredAt: testNow.UnixMicro()}
+		if diff := cmp.Diff(want, retiredOf(t, db, recs[0].ICCID)); diff != "" {
+			t.Errorf("retired SIM row (-want +got):\n%s", diff)
+		}
+		// The user's keys were on the old card; the other number keeps its
+		// user.
+		if got := userICCID(t, db, m); got != "" {
+			t.Errorf("user of %s after swap registered with %q, want none", m, got)
+		}
+		if got := userICCID(t, db, recs[1].MSISDN); got != recs[1].ICCID {
+			t.Errorf("user of %s = %q, want %s", recs[1].MSISDN, got, recs[1].ICCID)
+		}
+
+		// The new card starts again at counter 1, with its own keys and TAR.
+		pkt, cmd, err := s.Wrap(t.Context(), nil, m, []byte("to the new SIM"))
+		if err != nil {
+			t.Fatalf("Wrap() after swap = %v", err)
+		}
+		if cmd.Counter != 1 || cmd.TAR != repl.TAR || cmd.KIc != repl.KIc || cmd.KID != repl.KID {
+			t.Errorf("Wrap() after swap: counter %d TAR %s KIc %02x KID %02x, want 1 %s %02x %02x",
+				cmd.Counter, cmd.TAR, cmd.KIc, cmd.KID, repl.TAR, repl.KIc, repl.KID)
+		}
+		if c := cardOpen(t, repl, pkt); !bytes.Equal(c.Data, []byte("to the new SIM")) || c.Counter != 1 {
+			t.Errorf("new card sees counter %d data %q", c.Counter, c.Data)
+		}
+		if p, _ := ota.ParseCommandPacket(pkt); p != nil {
+			if _, err := p.Open(keysOf(recs[0])); err == nil {
+				t.Errorf("packet for the new SIM opens with the old SIM's keys")
+			}
+		}
+		resp, err := ota.WrapResponse(&ota.Response{TAR: repl.TAR, Counter: 1, Data: []byte("ok")}, cmd, keysOf(repl))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r, err := s.Open(t.Context(), m, cmd, resp); err != nil || !r.Secured || string(r.Data) != "ok" {
+			t.Errorf("Open(new card's response) = %+v, %v", r, err)
+		}
+		// An answer of the old card to a command made before the swap no
+		// longer opens.
+		oldResp, err := ota.WrapResponse(&ota.Response{TAR: recs[0].TAR, Counter: before.Counter}, before, keysOf(recs[0]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r, err := s.Open(t.Context(), m, before, oldResp); err == nil {
+			t.Errorf("Open(old card's response) after swap = %+v, want an error", r)
+		}
+
+		// Swapped again: the second card retires too, the third starts at 1.
+		repl2 := replacement(t, recs[0], 2)
+		old, err = s.Swap(t.Context(), repl2)
+		if err != nil {
+			t.Fatalf("second Swap() = %v", err)
+		}
+		if diff := cmp.Diff(simOf(repl), old); diff != "" {
+			t.Errorf("second Swap() old SIM (-want +got):\n%s", diff)
+		}
+		if _, cmd, err := s.Wrap(t.Context(), nil, m, nil); err != nil || cmd.Counter != 1 || cmd.TAR != repl2.TAR {
+			t.Errorf("Wrap() after the second swap = %+v, %v; want counter 1 and TAR %s", cmd, err, repl2.TAR)
+		}
+		if got := retiredOf(t, db, repl.ICCID); got.MSISDN != "retired:"+repl.ICCID || got.RetiredMSISDN != m {
+			t.Errorf("second card after the second swap = %+v, want retired from %s", got, m)
+		}
+		wantInUse := []*SIM{simOf(recs[1]), simOf(repl2)}
+		if diff := cmp.Diff(wantInUse, allSIMs(t, s)); diff != "" {
+			t.Errorf("SIMs in use (-want +got):\n%s", diff)
+		}
+
+		// The first batch imported again: the retired SIM is known as it
+		// was, and stays retired.
+		if added, skipped, err := s.Import(t.Context(), recs); err != nil || added != 0 || skipped != 2 {
+			t.Errorf("Import(first batch again) = %d, %d, %v; want 0, 2, nil", added, skipped, err)
+		}
+		changed := recs[0]
+		changed.KIcKey = randBytes(t, 16)
+		if _, _, err := s.Import(t.Context(), []simbatch.Record{changed}); !errors.Is(err, ErrImportConflict) {
+			t.Errorf("Import(retired SIM with other keys) = %v, want ErrImportConflict", err)
+		}
+
+		// A number without a SIM: the new card is simply imported.
+		fresh := testRecords(t, 3)[2]
+		if old, err := s.Swap(t.Context(), fresh); err != nil || old != nil {
+			t.Errorf("Swap(number without a SIM) = %v, %v; want nil, nil", old, err)
+		}
+		wantInUse = []*SIM{simOf(recs[1]), simOf(fresh), simOf(repl2)} // in ICCID order
+		if diff := cmp.Diff(wantInUse, allSIMs(t, s)); diff != "" {
+			t.Errorf("SIMs in use after swapping a new number (-want +got):\n%s", diff)
+		}
+
+		onNumber := func(r simbatch.Record, msisdn string) simbatch.Record {
+			r.MSISDN = msisdn
+			return r
+		}
+		for _, tc := range []struct {
+			name string
+			rec  simbatch.Record
+		}{
+			{"ICCID of the SIM in use", repl2},
+			{"ICCID of the SIM in use, other keys", replacement(t, recs[0], 2)},
+			{"ICCID of a retired SIM", replacement(t, recs[0], 1)},
+			{"ICCID of the first, retired SIM", recs[0]},
+			{"ICCID of another number's SIM", onNumber(recs[1], m)},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				if old, err := s.Swap(t.Context(), tc.rec); !errors.Is(err, ErrImportConflict) {
+					t.Fatalf("Swap() = %v, %v; want ErrImportConflict", old, err)
+				}
+				if diff := cmp.Diff(wantInUse, allSIMs(t, s)); diff != "" {
+					t.Errorf("SIMs changed by a refused swap (-want +got):\n%s", diff)
+				}
+			})
+		}
+		bad := replacement(t, recs[0], 3)
+		bad.MSISDN = "37200000001"
+		if _, err := s.Swap(t.Context(), bad); err == nil || errors.Is(err, ErrImportConflict) {
+			t.Errorf("Swap(invalid MSISDN) = %v, want a format error", err)
+		}
+		if diff := cmp.Diff(wantInUse, allSIMs(t, s)); diff != "" {
+			t.Errorf("SIMs changed by an invalid swap (-want +got):\n%s", diff)
+		}
+	})
+}
+
+// TestSwapConcurrent swaps one number to two different cards at once, from
+// two nodes. The swaps are serialised: each succeeds or is refused as a
+// conflict, and in the end the number has exactly one SIM, a card whose swap
+// succeeded, with every other card of the number retired.
+func TestSwapConcurrent(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, db *store.DB) {
+		recs := testRecords(t, 1)
+		m := recs[0].MSISDN
+		s := imported(t, db, recs)
+		other := newTestSIMs(t, storetest.Another(t, db))
+		cards := []simbatch.Record{replacement(t, recs[0], 1), replacement(t, recs[0], 2)}
+		errs := make([]error, 2)
+		var wg sync.WaitGroup
+		for i, r := range []*SIMs{s, other} {
+			wg.Go(func() { _, errs[i] = r.Swap(t.Context(), cards[i]) })
+		}
+		wg.Wait()
+		swapped := map[string]bool{}
+		for i, err := range errs {
+			switch {
+			case err == nil:
+				swapped[cards[i].ICCID] = true
+			case !errors.Is(err, ErrImportConflict):
+				t.Errorf("Swap(card %d) = %v, want nil or ErrImportConflict", i, err)
+			}
+		}
+		got, err := s.ByMSISDN(t.Context(), m)
+		if err != nil || !swapped[got.ICCID] {
+			t.Fatalf("ByMSISDN() = %+v, %v; want one of the swapped cards %v", got, err, swapped)
+		}
+		if n := len(allSIMs(t, s)); n != 1 {
+			t.Errorf("%d SIMs in use, want 1", n)
+		}
+		for _, iccid := range []string{recs[0].ICCID, cards[0].ICCID, cards[1].ICCID} {
+			if iccid == got.ICCID || (iccid != recs[0].ICCID && !swapped[iccid]) {
+				continue
+			}
+			if r := retiredOf(t, db, iccid); r.RetiredMSISDN != m || r.RetiredAt == 0 {
+				t.Errorf("SIM %s = %+v, want retired from %s", iccid, r, m)
+			}
 		}
 	})
 }

@@ -235,6 +235,7 @@ func deskActions() []deskAction {
 		{actionResume, "Resume", "The holds on both certificates are lifted: the Mobile ID works again.", false, []string{StateSuspended}},
 		{actionRevoke, "Revoke", "Both certificates are revoked and the Mobile ID is taken out of use. This cannot be undone.", true, []string{StateActive, StateSuspended}},
 		{actionRenew, "Renew", "The SIM's keys and PINs are erased, the user chooses new PINs, new certificates are issued, and then the old certificates are revoked.", false, []string{StateActive}},
+		{actionSwapSIM, "SIM swap", "The operator has given the person a new SIM for the same number (the MSSP and the network have it): the old certificates are revoked and the person chooses PINs and gets keys on the new SIM.", true, []string{StateActive, StateSuspended}},
 		{actionRetry, "Retry", "The registration continues from the step that failed; a failed key generation asks the user for the PINs again.", false, []string{StateFailed}},
 		{actionResetSIM, "Reset SIM", "The Mobile ID keys and PINs on the SIM are erased, so that the number can be registered again.", true, []string{StateFailed, StateRevoked}},
 	}

@@ -269,6 +269,7 @@ const (
 	actionRetry    = "retry"
 	actionResetSIM = "reset-sim"
 	actionRenew    = "renew"
+	actionSwapSIM  = "swap-sim"
 )
 
 // act runs a lifecycle action for o. An unknown action is ErrNotFound; a
@@ -299,6 +300,14 @@ func (s *Server) act(ctx context.Context, o Officer, id int64, action, reason st
 		return s.ResetSIM(ctx, o, id)
 	case actionRenew:
 		return s.Renew(ctx, o, id)
+	case actionSwapSIM:
+		switch reason {
+		case "lost", "stolen":
+			return s.SwapSIM(ctx, o, id, true)
+		case "replaced":
+			return s.SwapSIM(ctx, o, id, false)
+		}
+		return nil, FieldErrors{"reason": "Say what happened to the old SIM: lost or replaced."}
 	}
 	return nil, ErrNotFound
 }

@@ -1,6 +1,7 @@
 package registration
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -220,3 +221,70 @@ func (s *Server) Renew(ctx context.Context, o Officer, id int64) (*MobileID, err
 // PINGuidance is what an officer tells a user whose PIN is blocked.
 const PINGuidance = "A blocked PIN1 or PIN2 is unblocked on the phone with the PUK from the PIN letter that came with the SIM. " +
 	"If the PUK is blocked too, the SIM's keys are unusable: revoke the Mobile ID, reset the SIM and register again."
+
+// SwapSIM moves an active or suspended Mobile ID to a new SIM for the same
+// number, which the operator issued because the person's card was lost or
+// broken or changes format. The operator's own swap, at the MSSP and in
+// the network, comes first: the registration that follows reaches the SIM
+// the MSSP knows for the number.
+//
+// Both certificates are revoked at once, as key compromise when lost is
+// true (the old card may be in someone else's hands) and as superseded
+// otherwise; unlike a renewal, nothing waits for the new keys, which the
+// old certificates do not certify. The Mobile ID then registers again from
+// the key step: the new SIM makes keys as the user chooses PINs, its ICCID
+// is recorded, the CA certifies the keys, the MSSP learns of the
+// certificates and the phone is told.
+func (s *Server) SwapSIM(ctx context.Context, o Officer, id int64, lost bool) (*MobileID, error) {
+	m, err := s.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if m.State != StateActive && m.State != StateSuspended {
+		return nil, fmt.Errorf("%w: cannot swap the SIM of a Mobile ID that is %s", ErrState, m.State)
+	}
+	reason, why := ca.ReasonSuperseded, "replaced"
+	if lost {
+		reason, why = ca.ReasonKeyCompromise, "lost"
+	}
+	err = certificates(m, func(n *big.Int) error {
+		err := s.ca.Revoke(ctx, n, reason, time.Time{})
+		if errors.Is(err, ca.ErrAlreadyRevoked) {
+			// A hold becomes the revocation; only a certificate revoked
+			// already, by an earlier attempt, gets here.
+			return nil
+		}
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("registration: revoke the certificates of the old SIM: %w", err)
+	}
+	now := s.now()
+	msg := fmt.Sprintf("New SIM: the old one (%s) was %s and its certificates are revoked. Waiting for the user to choose PIN1 and PIN2 on the phone.",
+		cmp.Or(m.ICCID, "unknown"), why)
+	err = s.db.InTx(ctx, func(tx *sql.Tx) error {
+		// The old card's ICCID, keys and certificates go: the flow
+		// records the new card's as it makes them.
+		res, err := tx.ExecContext(ctx, `UPDATE registration_mobileid SET state = $1, step = $2, status = $3, iccid = '',
+				keys_trans_id = '', keys_mssp_id = '', keys_result = NULL, auth_serial = '', sign_serial = '',
+				old_auth_serial = '', old_sign_serial = '', updated_at = $4
+			WHERE id = $5 AND state = $6`,
+			StateRegistering, StepKeys, msg, now.UnixMicro(), id, m.State)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return fmt.Errorf("%w: the Mobile ID changed meanwhile", ErrState)
+		}
+		if err := s.event(ctx, tx, id, "swap-sim", msg, now); err != nil {
+			return err
+		}
+		return s.auditTx(ctx, tx, o, "swap-sim", id, fmt.Sprintf("%s old SIM %s %s", m.MSISDN, cmp.Or(m.ICCID, "unknown"), why), now)
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.changed()
+	s.kick()
+	return s.Get(ctx, id)
+}
