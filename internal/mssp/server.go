@@ -132,14 +132,11 @@ func (s *Server) fault(err error) *etsi.Fault {
 // authenticate checks the AP's credentials, its client certificate and
 // the request's Instant.
 func (s *Server) authenticate(r *http.Request, m *etsi.MessageAbstract) (*AP, error) {
-	var peer = r.TLS
-	var ap *AP
-	var err error
-	if peer != nil {
-		ap, err = s.aps.Authenticate(r.Context(), m.APInfo.APID, m.APInfo.APPWD, peer.PeerCertificates)
-	} else {
-		ap, err = s.aps.Authenticate(r.Context(), m.APInfo.APID, m.APInfo.APPWD, nil)
+	var peerCerts []*x509.Certificate
+	if r.TLS != nil {
+		peerCerts = r.TLS.PeerCertificates
 	}
+	ap, err := s.aps.Authenticate(r.Context(), m.APInfo.APID, m.APInfo.APPWD, peerCerts)
 	if err != nil {
 		return nil, err
 	}

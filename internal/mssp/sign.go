@@ -164,7 +164,7 @@ func (e *Engine) Receipt(ctx context.Context, aps *APs, rr *ReceiptRequest) (*Tr
 	return e.begin(ctx, aps, s)
 }
 
-// describe is used in errors.
+// String describes t for logs and errors: its id, kind, state and status.
 func (t *Transaction) String() string {
 	return fmt.Sprintf("transaction %s (%s, %s, %s)", t.TransID, t.Kind, t.State, t.Status)
 }
