@@ -62,6 +62,9 @@ func (u *User) Key(ref vmac.KeyRef) *UserKey {
 // signature's certificate is checked with OCSP.
 const userCacheTTL = 10 * time.Second
 
+// maxCachedUsers bounds the cache of users: about 2 KB each.
+const maxCachedUsers = 100_000
+
 // Users is the MSSP's registry of users' keys and certificates.
 type Users struct {
 	db  *store.DB
@@ -107,6 +110,10 @@ func (us *Users) Get(ctx context.Context, msisdn string) (*User, error) {
 		return nil, err
 	}
 	us.mu.Lock()
+	if len(us.cache) >= maxCachedUsers {
+		// Entries live seconds; starting over costs one read each.
+		clear(us.cache)
+	}
 	us.cache[msisdn] = cachedUser{u, now.Add(userCacheTTL)}
 	us.mu.Unlock()
 	return u, nil
