@@ -477,3 +477,34 @@ func TestMSSPRegistrationResult(t *testing.T) {
 		}
 	}
 }
+
+// TestMSSPBindRefusesOtherKeys binds to a user certificates that certify
+// another SIM's keys: 407 REGISTRATION_NOK with detail 4072, and the user
+// stays unable to sign.
+func TestMSSPBindRefusesOtherKeys(t *testing.T) {
+	p := newPlatform(t, 2, platformOptions{})
+	a, b := p.phones()[0], p.phones()[1]
+	authA, signA := p.register(t, a)
+	challenge := make([]byte, 16)
+	rand.Read(challenge)
+	if _, err := p.client.Registration(context.Background(), &etsi.MSSRegistrationReq{
+		MessageAbstract: p.abstract(), MobileUser: etsi.MobileUser{MSISDN: b},
+		Operation: &etsi.RegistrationOperation{Type: etsi.RegGenerateKeys, Challenge: challenge},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := p.client.Registration(context.Background(), &etsi.MSSRegistrationReq{
+		MessageAbstract: p.abstract(), MobileUser: etsi.MobileUser{MSISDN: b},
+		Operation: &etsi.RegistrationOperation{Type: etsi.RegBindCertificates, Certificates: []etsi.RegistrationCertificate{
+			{KeyUsage: etsi.KeyUsageAuthentication, DER: authA.Raw}, {KeyUsage: etsi.KeyUsageSigning, DER: signA.Raw},
+		}},
+	})
+	var f *etsi.Fault
+	if !errors.As(err, &f) || f.Code != etsi.CodeRegistrationNOK || f.DetailCode != 4072 {
+		t.Fatalf("BindCertificates(other SIM's certificates) = %v, want 407/4072", err)
+	}
+	_, err = p.client.Sign(context.Background(), p.signReq(b, "Log in"))
+	if !errors.As(err, &f) || f.Code != etsi.CodeUnknownClient || f.DetailCode != 1053 {
+		t.Errorf("signature after a refused binding = %v, want 105/1053", err)
+	}
+}
