@@ -118,6 +118,7 @@ func newIDServer(t *testing.T) *idServer {
 		APID: apID, APPassword: apPwd,
 		Roots: pool(p.keys.Root), Intermediates: pool(p.keys.Issuing),
 		TimeOut: 10 * time.Second, PollInterval: 50 * time.Millisecond,
+		OCSPMaxAge: -1, // so that a suspension shows at once
 	}, p.db, x.rps, &rsDirectory{rs: x.rs.Server, ca: p.ca},
 		&etsiclient.Client{BaseURL: p.url, HTTP: p.httpClient(nil)}, logger, x.clock.now)
 	if err != nil {
@@ -411,6 +412,27 @@ func TestIDServer(t *testing.T) {
 		defer x.phone.SetPower(true)
 		if out := x.wait(t, "authentication", x.start(t, "authentication", x.request(randomHash(32), "SHA256"))); out["result"] != "PHONE_ABSENT" {
 			t.Errorf("phone off = %v, want PHONE_ABSENT", out)
+		}
+	})
+
+	t.Run("suspended", func(t *testing.T) {
+		ctx := context.Background()
+		if _, err := x.rs.Suspend(ctx, officer, x.mid.ID, "phone lost"); err != nil {
+			t.Fatal(err)
+		}
+		body := map[string]any{"relyingPartyUUID": bankUUID, "relyingPartyName": "Demo Bank",
+			"phoneNumber": x.msisdn, "nationalIdentityNumber": idNationalID}
+		if code, out := x.call(t, http.MethodPost, "/certificate", body); code != http.StatusOK || out["result"] != "NOT_ACTIVE" || out["cert"] != nil {
+			t.Errorf("certificate while suspended = %d %v, want NOT_ACTIVE", code, out)
+		}
+		if out := x.wait(t, "authentication", x.start(t, "authentication", x.request(randomHash(32), "SHA256"))); out["result"] != "NOT_MID_CLIENT" {
+			t.Errorf("authentication while suspended = %v, want NOT_MID_CLIENT", out)
+		}
+		if _, err := x.rs.Resume(ctx, officer, x.mid.ID); err != nil {
+			t.Fatal(err)
+		}
+		if out := x.wait(t, "authentication", x.start(t, "authentication", x.request(randomHash(32), "SHA256"))); out["result"] != "OK" {
+			t.Errorf("authentication after resuming = %v, want OK", out)
 		}
 	})
 
