@@ -38,11 +38,11 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("/mid-api/signature", s.only(http.MethodPost, s.serveStart(KindSignature)))
 	mux.HandleFunc("/mid-api/authentication/session/{id}", s.only(http.MethodGet, s.serveStatus(KindAuthentication)))
 	mux.HandleFunc("/mid-api/signature/session/{id}", s.only(http.MethodGet, s.serveStatus(KindSignature)))
-	mux.HandleFunc("/mid-api/authentication/session/", s.only(http.MethodGet, missingSession))
-	mux.HandleFunc("/mid-api/signature/session/", s.only(http.MethodGet, missingSession))
+	mux.HandleFunc("/mid-api/authentication/session/", s.only(http.MethodGet, s.missingSession))
+	mux.HandleFunc("/mid-api/signature/session/", s.only(http.MethodGet, s.missingSession))
 	mux.HandleFunc("/mid-api/version", s.only(http.MethodGet, s.serveVersion))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, &apiError{http.StatusNotFound, "Not Found"}, traceID(), time.Now())
+		writeError(w, &apiError{http.StatusNotFound, "Not Found"}, traceID(), s.now())
 	})
 	return mux
 }
@@ -64,8 +64,8 @@ func (s *Server) only(m string, h http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
-func missingSession(w http.ResponseWriter, r *http.Request) {
-	writeError(w, badRequest("Required sessionId is missing"), traceID(), time.Now())
+func (s *Server) missingSession(w http.ResponseWriter, r *http.Request) {
+	writeError(w, badRequest("Required sessionId is missing"), traceID(), s.now())
 }
 
 // traceID returns a new trace ID: 16 hex digits, which also go to the
