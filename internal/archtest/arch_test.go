@@ -103,3 +103,23 @@ func TestCodecsArePure(t *testing.T) {
 		t.Errorf("found %d of the %d codec packages", seen, len(codecs))
 	}
 }
+
+// TestIDServerUsesOnlyETSI checks that the ID Server reaches the Signature
+// Server only through the ETSI TS 102 204 client, so that it can front any
+// compliant MSSP, and the Registration Server only through its directory
+// interface.
+func TestIDServerUsesOnlyETSI(t *testing.T) {
+	for _, p := range listPackages(t) {
+		if p.ImportPath != "mobileid/internal/idserver" {
+			continue
+		}
+		for _, d := range p.Deps {
+			switch d {
+			case "mobileid/internal/mssp", "mobileid/internal/messaging", "mobileid/internal/registration", "mobileid/internal/ca":
+				t.Errorf("%s depends on %s", p.ImportPath, d)
+			}
+		}
+		return
+	}
+	t.Fatal("mobileid/internal/idserver not found")
+}
