@@ -122,3 +122,31 @@ func TestOCSPStatus(t *testing.T) {
 		t.Error("status of a bad serial: no error")
 	}
 }
+
+// TestIDServerRPAdd registers a relying party and checks the UUID it is
+// given and that refused commands say why in one line.
+func TestIDServerRPAdd(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	code, out, errOut := runCmd(t, "idserver", "rp", "add", "--name", "Demo Bank", "--data", data)
+	if code != 0 || !strings.Contains(out, "added relying party \"Demo Bank\"") {
+		t.Fatalf("rp add = %d %q %q", code, out, errOut)
+	}
+	var uuid string
+	for _, l := range strings.Split(out, "\n") {
+		if v, ok := strings.CutPrefix(l, "relyingPartyUUID: "); ok {
+			uuid = v
+		}
+	}
+	if len(uuid) != 36 || uuid[14] != '4' || strings.ToLower(uuid) != uuid {
+		t.Errorf("relyingPartyUUID = %q, want a lower-case version 4 UUID", uuid)
+	}
+	for _, args := range [][]string{
+		{"--data", data},
+		{"--name", "Shop", "--services", "teleport", "--data", data},
+		{"--name", "Shop", "--ips", "10.0.0.0/33", "--data", data},
+	} {
+		if code, _, errOut := runCmd(t, append([]string{"idserver", "rp", "add"}, args...)...); code == 0 || strings.Count(errOut, "\n") != 1 {
+			t.Errorf("rp add %v = %d %q, want a one-line refusal", args, code, errOut)
+		}
+	}
+}

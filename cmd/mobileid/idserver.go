@@ -1,0 +1,214 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"strings"
+	"time"
+
+	"mobileid/internal/ca"
+	"mobileid/internal/etsi/etsiclient"
+	"mobileid/internal/idserver"
+	"mobileid/internal/registration"
+)
+
+// newUUID returns a random (version 4) UUID in lower case.
+func newUUID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+func runIDServerRPAdd(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "idserver rp add", "",
+		"Registers a relying party with the ID Server and prints its relyingPartyUUID, the shared secret it\n"+
+			"sends with every request, once. Its name is what the user sees on the phone.")
+	var f registrationFlags
+	fs.StringVar(&f.dataDir, "data", "data", "data directory of the embedded database")
+	fs.StringVar(&f.dsn, "dsn", "", "database DSN (postgres://…); empty means SQLite in --data; $MOBILEID_DSN overrides it")
+	name := fs.String("name", "", "the relyingPartyName, shown on the phone")
+	services := fs.String("services", "certificate,authentication,signature", "allowed services, comma-separated")
+	ips := fs.String("ips", "", "allowed client addresses, comma-separated CIDRs; empty means any")
+	rate := fs.Float64("rate", 0, "requests per second; 0 means unlimited")
+	confirmation := fs.String("confirmation", "", `text sent to the phone after a success, e.g. "You logged in to {{.RP}}"`)
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 0 {
+		return usagef("unexpected argument %q", pos[0])
+	}
+	if *name == "" {
+		return usagef("--name is required")
+	}
+	rp := idserver.RP{Name: *name, RateLimit: *rate, Confirmation: *confirmation}
+	for _, s := range strings.Split(*services, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			rp.Services = append(rp.Services, idserver.Service(s))
+		}
+	}
+	for _, c := range strings.Split(*ips, ",") {
+		if c = strings.TrimSpace(c); c == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(c)
+		if err != nil {
+			return usagef("--ips: %v", err)
+		}
+		rp.AllowedIPs = append(rp.AllowedIPs, p)
+	}
+	db, err := f.openDB(ctx)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	rps, err := idserver.NewRPs(db, time.Now)
+	if err != nil {
+		return err
+	}
+	uuid := newUUID()
+	if err := rps.Add(ctx, idserver.RPConfig{RP: rp, UUID: uuid}); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "added relying party %q\nrelyingPartyUUID: %s\n(shown once; give it to the relying party over a secure channel)\n", *name, uuid)
+	return nil
+}
+
+// directory is the ID Server's directory over the Registration Server's
+// records and the CA's certificates.
+type directory struct {
+	rs *registration.Server
+	ca ca.Issuer
+}
+
+func (d *directory) Find(ctx context.Context, phone string) (*idserver.Person, error) {
+	m, err := d.rs.Lookup(ctx, phone)
+	if errors.Is(err, registration.ErrNotFound) {
+		return nil, idserver.ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	p := &idserver.Person{Country: m.Person.Country, NationalID: m.Person.NationalID, GivenNames: m.Person.GivenNames, Surname: m.Person.Surname}
+	for _, c := range []struct {
+		serial string
+		der    *[]byte
+	}{{m.AuthSerial, &p.AuthCert}, {m.SignSerial, &p.SignCert}} {
+		n, ok := new(big.Int).SetString(c.serial, 16)
+		if !ok {
+			return nil, fmt.Errorf("directory: %s: bad certificate serial %q", phone, c.serial)
+		}
+		cert, err := d.ca.Get(ctx, n)
+		if err != nil {
+			return nil, fmt.Errorf("directory: %s: %w", phone, err)
+		}
+		*c.der = cert.DER
+	}
+	return p, nil
+}
+
+func runIDServer(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "idserver", "",
+		"Runs the ID Server: the Mobile-ID REST API (/mid-api/, compatible with SK ID Solutions' MID REST v5)\n"+
+			"for relying parties. It asks the Signature Server over ETSI TS 102 204 as an AP, reads the\n"+
+			"Registration Server's directory from the shared database, and the certificates from the CA.")
+	var f registrationFlags
+	fs.StringVar(&f.dataDir, "data", "data", "data directory of the embedded database")
+	fs.StringVar(&f.dsn, "dsn", "", "database DSN (postgres://…); empty means SQLite in --data; $MOBILEID_DSN overrides it")
+	listen := fs.String("listen", "127.0.0.1:8085", "listen address of the MID REST API")
+	msspURL := fs.String("mssp", "https://127.0.0.1:8443", "base URL of the Signature Server")
+	msspCA := fs.String("mssp-ca", "data/mssp-tls.crt", "PEM file of the CA (or the self-signed certificate) of the MSSP's TLS certificate")
+	clientCert := fs.String("client-cert", "", "PEM client certificate for mutual TLS with the MSSP")
+	clientKey := fs.String("client-key", "", "PEM key of --client-cert")
+	apID := fs.String("ap-id", "http://mobileid.dev/idserver", "AP_ID of the ID Server at the MSSP")
+	caURL := fs.String("ca", "http://127.0.0.1:8083", "base URL of the CA's internal API")
+	caRoots := fs.String("ca-roots", "data/ca/root.pem", "PEM file of the CA roots user certificates must chain to")
+	caChain := fs.String("ca-chain", "data/ca/issuing.pem", "PEM file of the issuing CA certificates")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 0 {
+		return usagef("unexpected argument %q", pos[0])
+	}
+	apPwd := os.Getenv("MOBILEID_AP_PASSWORD")
+	if apPwd == "" {
+		return usagef("no AP password: set $MOBILEID_AP_PASSWORD")
+	}
+	roots, err := readCertsFile(*caRoots)
+	if err != nil {
+		return usagef("--ca-roots: %v", err)
+	}
+	chain, err := readCertsFile(*caChain)
+	if err != nil {
+		return usagef("--ca-chain: %v", err)
+	}
+	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if *msspCA != "" {
+		certs, err := readCertsFile(*msspCA)
+		if err != nil {
+			return usagef("--mssp-ca: %v", err)
+		}
+		tlsCfg.RootCAs = certPool(certs)
+	}
+	if *clientCert != "" {
+		c, err := tls.LoadX509KeyPair(*clientCert, *clientKey)
+		if err != nil {
+			return usagef("--client-cert: %v", err)
+		}
+		tlsCfg.Certificates = []tls.Certificate{c}
+	}
+	mssp := &etsiclient.Client{BaseURL: strings.TrimSuffix(*msspURL, "/"),
+		HTTP: &http.Client{Transport: &http.Transport{TLSClientConfig: tlsCfg}, Timeout: time.Minute}}
+	issuer := &ca.Client{BaseURL: strings.TrimSuffix(*caURL, "/"), HTTP: &http.Client{Timeout: 30 * time.Second}}
+
+	logger := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	db, err := f.openDB(ctx)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	// Only the Registration Server's records are read here; it sends
+	// nothing from this process.
+	reg, err := registration.New(registration.Config{APID: "directory"}, db, nil, nil, nil, logger, logger, time.Now)
+	if err != nil {
+		return err
+	}
+	rps, err := idserver.NewRPs(db, time.Now)
+	if err != nil {
+		return err
+	}
+	srv, err := idserver.New(idserver.Config{
+		APID: *apID, APPassword: apPwd, Roots: certPool(roots), Intermediates: certPool(chain),
+	}, db, rps, &directory{rs: reg, ca: issuer}, mssp, logger, time.Now)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", *listen, err)
+	}
+	hs := newHTTPServer(srv.Handler())
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	logger.Info("ID Server up", "mid_api", "http://"+ln.Addr().String()+"/mid-api", "mssp", *msspURL)
+	err = runUntilDone(ctx, []*http.Server{hs}, cancel,
+		func() error { return hs.Serve(ln) },
+		func() error { return srv.Run(rctx) })
+	if err != nil {
+		return err
+	}
+	logger.Info("ID Server stopped")
+	return nil
+}
