@@ -152,7 +152,7 @@ func NewOIDC(ctx context.Context, s *Server, cfg OIDCConfig) (*OIDC, error) {
 			ClaimNationalID, ClaimNationalIDCountry,
 		},
 	}
-	opts := []op.Option{op.WithLogger(s.log)}
+	var opts []op.Option
 	if cfg.Insecure {
 		opts = append(opts, op.WithAllowInsecure())
 	}
