@@ -69,7 +69,7 @@ func newOIDC(t *testing.T, x *idServer) (*idserver.OIDC, string) {
 	return o, hs.URL
 }
 
-func newOIDCRP(t *testing.T, issuer string, o *idserver.OIDC) *oidcRP {
+func newOIDCRP(t *testing.T, x *idServer, issuer string) *oidcRP {
 	t.Helper()
 	ctx := context.Background()
 	rp := &oidcRP{results: make(chan rpResult, 1)}
@@ -77,7 +77,7 @@ func newOIDCRP(t *testing.T, issuer string, o *idserver.OIDC) *oidcRP {
 	hs := httptest.NewServer(mux)
 	t.Cleanup(hs.Close)
 	rp.url = hs.URL
-	if err := o.AddOIDCClient(ctx, bankUUID, idserver.OIDCClient{ID: oidcClientID, RedirectURIs: []string{hs.URL + "/callback"}}); err != nil {
+	if err := x.rps.AddOIDCClient(ctx, bankUUID, idserver.OIDCClient{ID: oidcClientID, RedirectURIs: []string{hs.URL + "/callback"}}); err != nil {
 		t.Fatalf("AddOIDCClient: %v", err)
 	}
 	var err error
@@ -246,7 +246,7 @@ func login(t *testing.T, c *http.Client, issuer, authURL, phone string) (*http.R
 func TestOIDC(t *testing.T) {
 	x := newIDServer(t)
 	o, issuer := newOIDC(t, x)
-	rp := newOIDCRP(t, issuer, o)
+	rp := newOIDCRP(t, x, issuer)
 	p := &personClaims{Country: "EE", NationalID: idNationalID}
 
 	t.Run("discovery", func(t *testing.T) {

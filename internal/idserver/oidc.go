@@ -115,12 +115,8 @@ func NewOIDC(ctx context.Context, s *Server, cfg OIDCConfig) (*OIDC, error) {
 		return nil, errors.New("idserver: no key encryption key")
 	}
 	cfg.Issuer = strings.TrimSuffix(cfg.Issuer, "/")
-	sub, err := fs.Sub(oidcMigrationsFS, "oidc_migrations")
-	if err != nil {
-		return nil, fmt.Errorf("idserver: %w", err)
-	}
-	if err := s.db.Migrate(ctx, component+"-oidc", sub); err != nil {
-		return nil, fmt.Errorf("idserver: %w", err)
+	if err := migrateOIDC(ctx, s.db); err != nil {
+		return nil, err
 	}
 	ks, err := newKeyStore(s.db, cfg.KeyEncryptionKey, func() int64 { return s.now().UnixMicro() })
 	if err != nil {
@@ -161,6 +157,20 @@ func NewOIDC(ctx context.Context, s *Server, cfg OIDCConfig) (*OIDC, error) {
 		return nil, fmt.Errorf("idserver: create OpenID provider: %w", err)
 	}
 	return o, nil
+}
+
+// migrateOIDC creates or updates the provider's tables. They are a
+// component of their own, so that they can be added to a database the
+// ID Server already uses.
+func migrateOIDC(ctx context.Context, db *store.DB) error {
+	sub, err := fs.Sub(oidcMigrationsFS, "oidc_migrations")
+	if err != nil {
+		return fmt.Errorf("idserver: %w", err)
+	}
+	if err := db.Migrate(ctx, component+"-oidc", sub); err != nil {
+		return fmt.Errorf("idserver: %w", err)
+	}
+	return nil
 }
 
 // derive returns a 32-byte key for purpose from key.
@@ -227,34 +237,46 @@ type OIDCClient struct {
 
 // AddOIDCClient registers an OpenID Connect client for the RP whose
 // relyingPartyUUID is rpUUID.
-func (o *OIDC) AddOIDCClient(ctx context.Context, rpUUID string, c OIDCClient) error {
-	rp, err := o.s.rps.Get(ctx, rpUUID)
+func (r *RPs) AddOIDCClient(ctx context.Context, rpUUID string, c OIDCClient) error {
+	if err := migrateOIDC(ctx, r.db); err != nil {
+		return err
+	}
+	rp, err := r.Get(ctx, rpUUID)
 	if err != nil {
 		return fmt.Errorf("idserver: add OpenID Connect client %q: %w", c.ID, err)
 	}
 	if !rp.Allows(ServiceAuthentication) {
 		return fmt.Errorf("idserver: add OpenID Connect client %q: the relying party may not authenticate", c.ID)
 	}
-	if c.ID == "" || len(c.ID) > 64 || strings.ContainsFunc(c.ID, func(r rune) bool { return r <= ' ' || r > '~' }) {
-		return fmt.Errorf("idserver: add OpenID Connect client %q: the client ID must be 1 to 64 printable ASCII characters", c.ID)
-	}
-	if len(c.RedirectURIs) == 0 {
-		return fmt.Errorf("idserver: add OpenID Connect client %q: no redirect URI", c.ID)
-	}
-	for _, r := range c.RedirectURIs {
-		u, err := url.Parse(r)
-		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.Fragment != "" {
-			return fmt.Errorf("idserver: add OpenID Connect client %q: redirect URI %q is not an absolute http(s) URL without fragment", c.ID, r)
-		}
+	if err := c.Check(); err != nil {
+		return fmt.Errorf("idserver: add OpenID Connect client %q: %w", c.ID, err)
 	}
 	uris, _ := json.Marshal(c.RedirectURIs)
-	_, err = o.s.db.ExecContext(ctx, `INSERT INTO idserver_oidc_clients (client_id, rp_key, redirect_uris, created_at) VALUES ($1, $2, $3, $4)`,
-		c.ID, uuidKey(rpUUID), string(uris), o.s.now().UnixMicro())
+	_, err = r.db.ExecContext(ctx, `INSERT INTO idserver_oidc_clients (client_id, rp_key, redirect_uris, created_at) VALUES ($1, $2, $3, $4)`,
+		c.ID, uuidKey(rpUUID), string(uris), r.now().UnixMicro())
 	if store.IsUniqueViolation(err) {
 		return fmt.Errorf("idserver: add OpenID Connect client %q: the client ID is taken", c.ID)
 	}
 	if err != nil {
 		return fmt.Errorf("idserver: add OpenID Connect client %q: %w", c.ID, err)
+	}
+	return nil
+}
+
+// Check reports whether the client's ID and redirect URIs are
+// acceptable.
+func (c *OIDCClient) Check() error {
+	if c.ID == "" || len(c.ID) > 64 || strings.ContainsFunc(c.ID, func(r rune) bool { return r <= ' ' || r > '~' }) {
+		return errors.New("the client ID must be 1 to 64 printable ASCII characters")
+	}
+	if len(c.RedirectURIs) == 0 {
+		return errors.New("no redirect URI")
+	}
+	for _, r := range c.RedirectURIs {
+		u, err := url.Parse(r)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.Fragment != "" {
+			return fmt.Errorf("redirect URI %q is not an absolute http(s) URL without fragment", r)
+		}
 	}
 	return nil
 }
