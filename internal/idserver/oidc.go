@@ -122,10 +122,15 @@ func NewOIDC(ctx context.Context, s *Server, cfg OIDCConfig) (*OIDC, error) {
 	if err != nil {
 		return nil, fmt.Errorf("idserver: %w", err)
 	}
-	if _, err := ks.current(ctx); err != nil {
-		if _, err := ks.rotate(ctx); err != nil {
-			return nil, fmt.Errorf("idserver: %w", err)
-		}
+	// Only an empty table gets a new key: a key that does not open
+	// (another key encryption key) must stop the start, not be
+	// replaced behind the relying parties' backs.
+	_, err = ks.current(ctx)
+	if errors.Is(err, errNoKey) {
+		_, err = ks.rotate(ctx)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("idserver: %w", err)
 	}
 	tmpl, err := template.ParseFS(webFS, "web/*.html")
 	if err != nil {

@@ -162,15 +162,17 @@ func (ks *keyStore) unseal(id string, sealed []byte) (*ecdsa.PrivateKey, error) 
 	return priv, nil
 }
 
-// current returns the signing key, generating the first one if there is
-// none.
+// errNoKey means the database holds no signing key yet.
+var errNoKey = errors.New("no signing key")
+
+// current returns the newest signing key, or errNoKey.
 func (ks *keyStore) current(ctx context.Context) (*signingKey, error) {
 	keys, err := ks.newest(ctx, 1)
 	if err != nil {
 		return nil, err
 	}
 	if len(keys) == 0 {
-		return nil, errors.New("no signing key")
+		return nil, errNoKey
 	}
 	return keys[0], nil
 }
