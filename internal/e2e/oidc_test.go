@@ -388,6 +388,20 @@ func TestOIDC(t *testing.T) {
 		}
 	})
 
+	t.Run("error pages", func(t *testing.T) {
+		for _, tt := range []struct{ path, want string }{
+			{"/authorize?client_id=nobody&redirect_uri=https%3A%2F%2Fx.example%2Fcb&response_type=code&scope=openid", "client"},
+			{"/login/?authRequestID=nothing", "has expired"},
+			{"/login/status?authRequestID=nothing", "has expired"},
+		} {
+			resp, page := get(t, browser(t), issuer+tt.path, nil)
+			if resp.StatusCode != http.StatusBadRequest || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") ||
+				!strings.Contains(page, "<h1>Log in with Mobile ID</h1>") || !strings.Contains(page, tt.want) {
+				t.Errorf("GET %s = %d %s, want an error page with %q:\n%s", tt.path, resp.StatusCode, resp.Header.Get("Content-Type"), tt.want, page)
+			}
+		}
+	})
+
 	t.Run("key rotation", func(t *testing.T) {
 		before := jwks(t, issuer)
 		if err := o.RotateKey(context.Background()); err != nil {

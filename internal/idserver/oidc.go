@@ -5,6 +5,7 @@
 package idserver
 
 import (
+	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -203,8 +204,48 @@ func (o *OIDC) Handler() http.Handler {
 	mux.Handle("/login/", op.NewIssuerInterceptor(o.provider.IssuerFromRequest).Handler(
 		http.NewCrossOriginProtection().Handler(login)))
 	mux.Handle("/static/", http.StripPrefix("/static", webassets.Handler()))
+	// The endpoints a browser visits answer errors with a page.
+	mux.Handle("/authorize", o.htmlErrors(o.provider))
+	mux.Handle("/authorize/", o.htmlErrors(o.provider))
 	mux.Handle("/", o.provider)
 	return mux
+}
+
+// htmlErrors turns the plain text errors of h into error pages.
+func (o *OIDC) htmlErrors(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c := &errorCapture{ResponseWriter: w}
+		h.ServeHTTP(c, r)
+		if c.status != 0 {
+			msg := strings.TrimSpace(c.buf.String())
+			if msg == "" {
+				msg = http.StatusText(c.status)
+			}
+			o.errorPage(w, c.status, "The login request is not valid: "+msg)
+		}
+	})
+}
+
+// errorCapture holds back a plain text error response.
+type errorCapture struct {
+	http.ResponseWriter
+	status int // of the error held back; 0 for other answers
+	buf    bytes.Buffer
+}
+
+func (c *errorCapture) WriteHeader(code int) {
+	if code >= 400 && strings.HasPrefix(c.Header().Get("Content-Type"), "text/plain") {
+		c.status = code
+		return
+	}
+	c.ResponseWriter.WriteHeader(code)
+}
+
+func (c *errorCapture) Write(b []byte) (int, error) {
+	if c.status != 0 {
+		return c.buf.Write(b)
+	}
+	return c.ResponseWriter.Write(b)
 }
 
 // RotateKey makes a new signing key the one ID tokens are signed with.
