@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -15,11 +16,12 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
-	"github.com/google/go-cmp/cmp"
+	gocmp "github.com/google/go-cmp/cmp"
 	"golang.org/x/oauth2"
 
 	"mobileid/internal/handset"
@@ -57,16 +59,28 @@ func newOIDC(t *testing.T, x *idServer) (*idserver.OIDC, string) {
 	t.Cleanup(hs.Close)
 	var kek [32]byte
 	copy(kek[:], "kek of the oidc end-to-end test.")
-	o, err := idserver.NewOIDC(context.Background(), x.srv, idserver.OIDCConfig{
+	cfg := idserver.OIDCConfig{
 		Issuer: hs.URL, Insecure: true, KeyEncryptionKey: kek,
 		SubjectKey: []byte("subject key of the oidc end-to-end test"),
-	})
-	if err != nil {
-		t.Fatalf("NewOIDC: %v", err)
 	}
+	// Two providers on the database, as on two nodes, take the requests
+	// in turn: every step of a login may reach another node.
+	var nodes []http.Handler
+	var first *idserver.OIDC
+	for range 2 {
+		o, err := idserver.NewOIDC(context.Background(), x.srv, cfg)
+		if err != nil {
+			t.Fatalf("NewOIDC: %v", err)
+		}
+		first = cmp.Or(first, o)
+		nodes = append(nodes, o.Handler())
+	}
+	var turn atomic.Int64
 	mux.Handle("/mid-api/", x.srv.Handler())
-	mux.Handle("/", o.Handler())
-	return o, hs.URL
+	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		nodes[turn.Add(1)%2].ServeHTTP(w, r)
+	}))
+	return first, hs.URL
 }
 
 func newOIDCRP(t *testing.T, x *idServer, issuer string) *oidcRP {
@@ -296,7 +310,7 @@ func TestOIDC(t *testing.T) {
 		for k := range want {
 			got[k] = res.claims[k]
 		}
-		if diff := cmp.Diff(want, got); diff != "" {
+		if diff := gocmp.Diff(want, got); diff != "" {
 			t.Errorf("ID token claims (-want +got):\n%s", diff)
 		}
 		for _, k := range []string{"amr", "acr", "iss", "aud"} {
@@ -306,7 +320,7 @@ func TestOIDC(t *testing.T) {
 		for k := range want {
 			got[k] = res.userinfo[k]
 		}
-		if diff := cmp.Diff(want, got); diff != "" {
+		if diff := gocmp.Diff(want, got); diff != "" {
 			t.Errorf("userinfo (-want +got):\n%s", diff)
 		}
 	})
@@ -319,6 +333,36 @@ func TestOIDC(t *testing.T) {
 		}
 		if got, want := res.claims["sub"], p.subject(); got != want {
 			t.Errorf("sub of the second login = %v, want %v", got, want)
+		}
+	})
+
+	t.Run("code used once", func(t *testing.T) {
+		c := browser(t)
+		c.CheckRedirect = func(r *http.Request, _ []*http.Request) error {
+			if strings.HasPrefix(r.URL.String(), rp.url) {
+				return http.ErrUseLastResponse
+			}
+			return nil
+		}
+		resp, _, page := login(t, c, issuer, rp.authURL(), x.msisdn)
+		loc, err := url.Parse(resp.Header.Get("Location"))
+		if err != nil || resp.StatusCode != http.StatusFound || loc.Query().Get("code") == "" || loc.Query().Get("state") != rp.state {
+			t.Fatalf("login = %d to %q, want a redirect with the code and state:\n%s", resp.StatusCode, resp.Header.Get("Location"), page)
+		}
+		code := loc.Query().Get("code")
+		ctx := context.Background()
+		if _, err := rp.oauth.Exchange(ctx, code, oauth2.VerifierOption(rp.verify)); err != nil {
+			t.Fatalf("first exchange: %v", err)
+		}
+		if _, err := rp.oauth.Exchange(ctx, code, oauth2.VerifierOption(rp.verify)); err == nil || !strings.Contains(err.Error(), "invalid_grant") {
+			t.Errorf("second exchange of the code: %v, want invalid_grant", err)
+		}
+		wrong := rp.oauth
+		wrong.ClientSecret = shopUUID
+		resp2, _, _ := login(t, c, issuer, rp.authURL(), x.msisdn)
+		loc, _ = url.Parse(resp2.Header.Get("Location"))
+		if _, err := wrong.Exchange(ctx, loc.Query().Get("code"), oauth2.VerifierOption(rp.verify)); err == nil {
+			t.Errorf("exchange with another RP's UUID as the secret succeeded")
 		}
 	})
 

@@ -21,7 +21,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/zitadel/oidc/v3/pkg/op"
@@ -84,9 +83,8 @@ type OIDCConfig struct {
 }
 
 // OIDC is the OpenID Connect provider of a Server. Create it with NewOIDC
-// and serve Handler. Authorization requests, codes and access tokens are
-// kept in the memory of the node, so that the user's browser and the
-// relying party's code exchange must reach the same node.
+// and serve Handler. Its state is in the database, so that any node can
+// serve any step of a login.
 type OIDC struct {
 	s        *Server
 	cfg      OIDCConfig
@@ -94,11 +92,6 @@ type OIDC struct {
 	provider *op.Provider
 	tmpl     *template.Template
 	prefix   string // the issuer's path, without a trailing /
-
-	mu       sync.Mutex
-	requests map[string]*authRequest // by ID
-	codes    map[string]string       // auth request ID by code
-	tokens   map[string]*accessToken // by ID
 }
 
 // NewOIDC returns the OpenID Connect provider of s. It creates the first
@@ -139,7 +132,6 @@ func NewOIDC(ctx context.Context, s *Server, cfg OIDCConfig) (*OIDC, error) {
 	}
 	o := &OIDC{
 		s: s, cfg: cfg, keys: ks, tmpl: tmpl, prefix: strings.TrimSuffix(u.Path, "/"),
-		requests: map[string]*authRequest{}, codes: map[string]string{}, tokens: map[string]*accessToken{},
 	}
 	opCfg := &op.Config{
 		CryptoKey:      derive(cfg.KeyEncryptionKey[:], "access token encryption"),

@@ -11,6 +11,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/hex"
 	"errors"
 	"net/http"
 	"net/url"
@@ -87,27 +88,41 @@ func (o *OIDC) errorPage(w http.ResponseWriter, status int, msg string) {
 
 // clientName returns the name of the RP of an auth request's client.
 func (o *OIDC) clientRP(r *http.Request, a *authRequest) (*RP, error) {
-	_, rp, err := o.client(r.Context(), a.clientID)
+	_, rp, err := o.client(r.Context(), a.ClientID)
 	return rp, err
+}
+
+// loadRequest returns the live authorization request id, or nil after
+// answering with an error page.
+func (o *OIDC) loadRequest(w http.ResponseWriter, r *http.Request, id string) *authRequest {
+	a, err := o.request(r.Context(), id)
+	if err != nil {
+		o.s.log.Error("login: read authorization request", "err", err)
+		o.errorPage(w, http.StatusInternalServerError, msgInternal)
+		return nil
+	}
+	if a == nil {
+		o.errorPage(w, http.StatusBadRequest, msgExpired)
+	}
+	return a
 }
 
 func (o *OIDC) serveLogin(w http.ResponseWriter, r *http.Request) {
 	id := r.URL.Query().Get("authRequestID")
-	a := o.request(id)
+	a := o.loadRequest(w, r, id)
 	if a == nil {
-		o.errorPage(w, http.StatusBadRequest, msgExpired)
 		return
 	}
 	rp, err := o.clientRP(r, a)
 	if err != nil {
-		o.s.log.Error("login page", "client", a.clientID, "err", err)
+		o.s.log.Error("login page", "client", a.ClientID, "err", err)
 		o.errorPage(w, http.StatusInternalServerError, msgInternal)
 		return
 	}
 	p := o.page(id)
 	p.Client = rp.Name
-	if phonePattern.MatchString(a.hint) {
-		p.Phone = a.hint
+	if phonePattern.MatchString(a.Hint) {
+		p.Phone = a.Hint
 	}
 	o.render(w, http.StatusOK, "login", p)
 }
@@ -131,15 +146,20 @@ func (o *OIDC) serveLoginStart(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := r.PostForm.Get("authRequestID")
-	a := o.request(id)
+	a := o.loadRequest(w, r, id)
 	if a == nil {
+		return
+	}
+	if a.Authenticated {
+		// The login is over; a second number must not replace the
+		// person it named.
 		o.errorPage(w, http.StatusBadRequest, msgExpired)
 		return
 	}
 	ctx := r.Context()
 	rp, err := o.clientRP(r, a)
 	if err != nil {
-		o.s.log.Error("login", "client", a.clientID, "err", err)
+		o.s.log.Error("login", "client", a.ClientID, "err", err)
 		o.errorPage(w, http.StatusInternalServerError, msgInternal)
 		return
 	}
@@ -152,7 +172,7 @@ func (o *OIDC) serveLoginStart(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !rp.Allows(ServiceAuthentication) {
-		o.s.log.Warn("login for an RP without the authentication service", "rp", rp.ID, "client", a.clientID)
+		o.s.log.Warn("login for an RP without the authentication service", "rp", rp.ID, "client", a.ClientID)
 		o.errorPage(w, http.StatusForbidden, "This service may not use Mobile ID to log in.")
 		return
 	}
@@ -182,18 +202,19 @@ func (o *OIDC) serveLoginStart(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	secret := randomID()
-	o.mu.Lock()
-	a.browser = sha256.Sum256([]byte(secret))
-	a.session = sess.ID
-	a.phone = p.Phone
-	a.pending = person
-	o.mu.Unlock()
+	browser := sha256.Sum256([]byte(secret))
+	a.Browser, a.Session, a.Phone, a.Pending = hex.EncodeToString(browser[:]), sess.ID, p.Phone, claimsOnly(person)
+	if err := o.updateRequest(ctx, a); err != nil {
+		o.s.log.Error("login", "err", err)
+		o.errorPage(w, http.StatusInternalServerError, msgInternal)
+		return
+	}
 	http.SetCookie(w, &http.Cookie{
 		Name: loginCookie, Value: secret, Path: o.prefix + "/login/",
 		HttpOnly: true, Secure: strings.HasPrefix(o.cfg.Issuer, "https:"), SameSite: http.SameSiteLaxMode,
 		MaxAge: int(authRequestLifetime.Seconds()),
 	})
-	o.s.log.Info("login started", "client", a.clientID, "session", sess.ID)
+	o.s.log.Info("login started", "client", a.ClientID, "session", sess.ID)
 	p.VC = sess.VC
 	p.StatusURL = o.prefix + "/login/status?authRequestID=" + url.QueryEscape(id)
 	o.render(w, http.StatusOK, "waitpage", p)
@@ -206,20 +227,18 @@ func (o *OIDC) serveLoginStart(w http.ResponseWriter, r *http.Request) {
 func (o *OIDC) serveLoginStatus(w http.ResponseWriter, r *http.Request) {
 	htmx := r.Header.Get("HX-Request") == "true"
 	id := r.URL.Query().Get("authRequestID")
-	a := o.request(id)
+	a := o.loadRequest(w, r, id)
 	if a == nil {
-		o.errorPage(w, http.StatusBadRequest, msgExpired)
 		return
 	}
 	c, err := r.Cookie(loginCookie)
-	o.mu.Lock()
-	browser, sessID, phone, pending := a.browser, a.session, a.phone, a.pending
-	o.mu.Unlock()
+	sessID := a.Session
 	if sessID == "" || err != nil {
 		o.errorPage(w, http.StatusBadRequest, msgExpired)
 		return
 	}
-	if h := sha256.Sum256([]byte(c.Value)); subtle.ConstantTimeCompare(h[:], browser[:]) != 1 {
+	h := sha256.Sum256([]byte(c.Value))
+	if subtle.ConstantTimeCompare([]byte(hex.EncodeToString(h[:])), []byte(a.Browser)) != 1 {
 		o.errorPage(w, http.StatusBadRequest, msgExpired)
 		return
 	}
@@ -231,7 +250,7 @@ func (o *OIDC) serveLoginStatus(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := o.page(id)
-	p.Phone = phone
+	p.Phone = a.Phone
 	if sess == nil || !o.s.now().Before(sess.Expires) {
 		p.Error = resultMessages[ResultTimeout]
 		o.renderStatus(w, htmx, "failed", p)
@@ -251,15 +270,15 @@ func (o *OIDC) serveLoginStatus(w http.ResponseWriter, r *http.Request) {
 		o.renderStatus(w, htmx, "failed", p)
 		return
 	}
-	o.mu.Lock()
-	if a.session == sessID && !a.done {
-		a.done = true
-		a.authTime = sess.Finished
-		a.person = pending
-		a.subject = o.subject(pending)
+	if !a.Authenticated {
+		a.Authenticated, a.AuthTime, a.Person, a.Subject = true, sess.Finished, a.Pending, o.subject(a.Pending)
+		if err := o.updateRequest(ctx, a); err != nil {
+			o.s.log.Error("login", "err", err)
+			o.errorPage(w, http.StatusInternalServerError, msgInternal)
+			return
+		}
+		o.s.log.Info("login complete", "client", a.ClientID, "session", sessID)
 	}
-	o.mu.Unlock()
-	o.s.log.Info("login complete", "client", a.clientID, "session", sessID)
 	// The secret has done its work.
 	http.SetCookie(w, &http.Cookie{Name: loginCookie, Path: o.prefix + "/login/", MaxAge: -1})
 	next := op.AuthCallbackURL(o.provider)(ctx, id)

@@ -7,7 +7,11 @@ package idserver
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"database/sql"
 	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -19,59 +23,158 @@ import (
 )
 
 // authRequest is an authorization request from its arrival to the code
-// exchange.
+// exchange, stored as JSON in idserver_oidc_requests.
 type authRequest struct {
-	id       string
-	created  time.Time
-	clientID string
-	redirect string
-	state    string
-	nonce    string
-	scopes   []string
-	respType oidc.ResponseType
-	respMode oidc.ResponseMode
-	pkce     *oidc.CodeChallenge
-	hint     string // login_hint
+	ID              string                   `json:"id"`
+	Created         time.Time                `json:"created"`
+	ClientID        string                   `json:"client_id"`
+	RedirectURI     string                   `json:"redirect_uri"`
+	State           string                   `json:"state"`
+	Nonce           string                   `json:"nonce"`
+	Scopes          []string                 `json:"scopes"`
+	ResponseType    oidc.ResponseType        `json:"response_type"`
+	ResponseMode    oidc.ResponseMode        `json:"response_mode"`
+	Challenge       string                   `json:"code_challenge"`
+	ChallengeMethod oidc.CodeChallengeMethod `json:"code_challenge_method"`
+	Hint            string                   `json:"login_hint"`
 
-	// The login: the browser that started it (SHA-256 of its cookie) and
-	// its Mobile ID session.
-	browser [32]byte
-	session string
-	pending *Person // whom the directory named for the number
+	// The login: the browser that started it (hex SHA-256 of its
+	// cookie), its Mobile ID session, the number and whom the directory
+	// named for it.
+	Browser string  `json:"browser"`
+	Session string  `json:"session"`
+	Phone   string  `json:"phone"`
+	Pending *Person `json:"pending"`
 
 	// Set when the login succeeded.
-	done     bool
-	authTime time.Time
-	person   *Person
-	phone    string
-	subject  string
+	Authenticated bool      `json:"done"`
+	AuthTime      time.Time `json:"auth_time"`
+	Person        *Person   `json:"person"`
+	Subject       string    `json:"subject"`
 }
 
-func (a *authRequest) GetID() string                         { return a.id }
-func (a *authRequest) GetACR() string                        { return ACRMobileID }
-func (a *authRequest) GetAMR() []string                      { return []string{AMRMobileID} }
-func (a *authRequest) GetAudience() []string                 { return []string{a.clientID} }
-func (a *authRequest) GetAuthTime() time.Time                { return a.authTime }
-func (a *authRequest) GetClientID() string                   { return a.clientID }
-func (a *authRequest) GetCodeChallenge() *oidc.CodeChallenge { return a.pkce }
-func (a *authRequest) GetNonce() string                      { return a.nonce }
-func (a *authRequest) GetRedirectURI() string                { return a.redirect }
-func (a *authRequest) GetResponseType() oidc.ResponseType    { return a.respType }
-func (a *authRequest) GetResponseMode() oidc.ResponseMode    { return a.respMode }
-func (a *authRequest) GetScopes() []string                   { return a.scopes }
-func (a *authRequest) GetState() string                      { return a.state }
-func (a *authRequest) GetSubject() string                    { return a.subject }
-func (a *authRequest) Done() bool                            { return a.done }
+func (a *authRequest) GetID() string                      { return a.ID }
+func (a *authRequest) GetACR() string                     { return ACRMobileID }
+func (a *authRequest) GetAMR() []string                   { return []string{AMRMobileID} }
+func (a *authRequest) GetAudience() []string              { return []string{a.ClientID} }
+func (a *authRequest) GetAuthTime() time.Time             { return a.AuthTime }
+func (a *authRequest) GetClientID() string                { return a.ClientID }
+func (a *authRequest) GetNonce() string                   { return a.Nonce }
+func (a *authRequest) GetRedirectURI() string             { return a.RedirectURI }
+func (a *authRequest) GetScopes() []string                { return a.Scopes }
+func (a *authRequest) GetState() string                   { return a.State }
+func (a *authRequest) GetSubject() string                 { return a.Subject }
+func (a *authRequest) Done() bool                         { return a.Authenticated }
+func (a *authRequest) GetResponseType() oidc.ResponseType { return a.ResponseType }
+func (a *authRequest) GetResponseMode() oidc.ResponseMode { return a.ResponseMode }
+func (a *authRequest) GetCodeChallenge() *oidc.CodeChallenge {
+	return &oidc.CodeChallenge{Challenge: a.Challenge, Method: a.ChallengeMethod}
+}
 
-// accessToken is an issued access token, with what /userinfo answers.
+// accessToken is an issued access token, with what /userinfo answers,
+// stored as JSON in idserver_oidc_tokens.
 type accessToken struct {
-	id       string
-	clientID string
-	subject  string
-	scopes   []string
-	person   *Person
-	phone    string
-	expires  time.Time
+	ID       string    `json:"id"`
+	ClientID string    `json:"client_id"`
+	Subject  string    `json:"subject"`
+	Scopes   []string  `json:"scopes"`
+	Person   *Person   `json:"person"`
+	Phone    string    `json:"phone"`
+	Expires  time.Time `json:"expires"`
+}
+
+// claimsOnly returns p without its certificates, which the claims do not
+// need and the provider's tables need not hold.
+func claimsOnly(p *Person) *Person {
+	if p == nil {
+		return nil
+	}
+	c := *p
+	c.AuthCert, c.SignCert = nil, nil
+	return &c
+}
+
+// hashCode returns the form an authorization code is stored in.
+func hashCode(code string) string {
+	h := sha256.Sum256([]byte(code))
+	return hex.EncodeToString(h[:])
+}
+
+// insertRequest stores a new authorization request.
+func (o *OIDC) insertRequest(ctx context.Context, a *authRequest) error {
+	data, err := json.Marshal(a)
+	if err != nil {
+		return fmt.Errorf("idserver: encode authorization request: %w", err)
+	}
+	if _, err := o.s.db.ExecContext(ctx, `INSERT INTO idserver_oidc_requests (id, code_hash, data, expires_at) VALUES ($1, '', $2, $3)`,
+		a.ID, string(data), a.Created.Add(authRequestLifetime).UnixMicro()); err != nil {
+		return fmt.Errorf("idserver: store authorization request: %w", err)
+	}
+	return nil
+}
+
+// updateRequest stores the login's changes to an authorization request.
+func (o *OIDC) updateRequest(ctx context.Context, a *authRequest) error {
+	data, err := json.Marshal(a)
+	if err != nil {
+		return fmt.Errorf("idserver: encode authorization request: %w", err)
+	}
+	if _, err := o.s.db.ExecContext(ctx, `UPDATE idserver_oidc_requests SET data = $1 WHERE id = $2`, string(data), a.ID); err != nil {
+		return fmt.Errorf("idserver: update authorization request: %w", err)
+	}
+	return nil
+}
+
+// request returns a live authorization request, or nil.
+func (o *OIDC) request(ctx context.Context, id string) (*authRequest, error) {
+	return o.requestWhere(ctx, `id = $1`, id)
+}
+
+func (o *OIDC) requestWhere(ctx context.Context, cond, arg string) (*authRequest, error) {
+	var data string
+	err := o.s.db.QueryRowContext(ctx, `SELECT data FROM idserver_oidc_requests WHERE `+cond+` AND expires_at > $2`,
+		arg, o.s.now().UnixMicro()).Scan(&data)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("idserver: read authorization request: %w", err)
+	}
+	var a authRequest
+	if err := json.Unmarshal([]byte(data), &a); err != nil {
+		return nil, fmt.Errorf("idserver: decode authorization request: %w", err)
+	}
+	return &a, nil
+}
+
+// token returns a live access token, or nil.
+func (o *OIDC) token(ctx context.Context, id string) (*accessToken, error) {
+	var data string
+	err := o.s.db.QueryRowContext(ctx, `SELECT data FROM idserver_oidc_tokens WHERE id = $1 AND expires_at > $2`,
+		id, o.s.now().UnixMicro()).Scan(&data)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("idserver: read access token: %w", err)
+	}
+	var t accessToken
+	if err := json.Unmarshal([]byte(data), &t); err != nil {
+		return nil, fmt.Errorf("idserver: decode access token: %w", err)
+	}
+	return &t, nil
+}
+
+// prune deletes expired authorization requests and access tokens.
+func (o *OIDC) prune(ctx context.Context) error {
+	now := o.s.now().UnixMicro()
+	if _, err := o.s.db.ExecContext(ctx, `DELETE FROM idserver_oidc_requests WHERE expires_at <= $1`, now); err != nil {
+		return fmt.Errorf("idserver: prune authorization requests: %w", err)
+	}
+	if _, err := o.s.db.ExecContext(ctx, `DELETE FROM idserver_oidc_tokens WHERE expires_at <= $1`, now); err != nil {
+		return fmt.Errorf("idserver: prune access tokens: %w", err)
+	}
+	return nil
 }
 
 // oidcClient is a registered client as the library sees it.
@@ -133,25 +236,6 @@ func randomID() string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-// pruneLocked drops expired requests, codes and tokens.
-func (o *OIDC) pruneLocked(now time.Time) {
-	for id, a := range o.requests {
-		if now.Sub(a.created) > authRequestLifetime {
-			delete(o.requests, id)
-		}
-	}
-	for code, id := range o.codes {
-		if _, ok := o.requests[id]; !ok {
-			delete(o.codes, code)
-		}
-	}
-	for id, t := range o.tokens {
-		if !now.Before(t.expires) {
-			delete(o.tokens, id)
-		}
-	}
-}
-
 func (st *oidcStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest, userID string) (op.AuthRequest, error) {
 	// PKCE is required of every client, confidential or not, against
 	// code injection.
@@ -162,92 +246,83 @@ func (st *oidcStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequ
 		return nil, oidc.ErrUnauthorizedClient().WithDescription("only the authorization code flow is supported")
 	}
 	o := st.o
-	now := o.s.now()
-	a := &authRequest{
-		id: randomID(), created: now, clientID: req.ClientID, redirect: req.RedirectURI,
-		state: req.State, nonce: req.Nonce, scopes: slices.Clone(req.Scopes),
-		respType: req.ResponseType, respMode: req.ResponseMode,
-		pkce: &oidc.CodeChallenge{Challenge: req.CodeChallenge, Method: req.CodeChallengeMethod},
-		hint: req.LoginHint,
+	// Expired rows go here rather than in a timer: requests are what
+	// makes them.
+	if err := o.prune(ctx); err != nil {
+		o.s.log.Error("prune OpenID Connect state", "err", err)
 	}
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	o.pruneLocked(now)
-	o.requests[a.id] = a
+	a := &authRequest{
+		ID: randomID(), Created: o.s.now(), ClientID: req.ClientID, RedirectURI: req.RedirectURI,
+		State: req.State, Nonce: req.Nonce, Scopes: slices.Clone(req.Scopes),
+		ResponseType: req.ResponseType, ResponseMode: req.ResponseMode,
+		Challenge: req.CodeChallenge, ChallengeMethod: req.CodeChallengeMethod, Hint: req.LoginHint,
+	}
+	if err := o.insertRequest(ctx, a); err != nil {
+		return nil, err
+	}
 	return a, nil
 }
 
-// request returns a live auth request, or nil.
-func (o *OIDC) request(id string) *authRequest {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	a := o.requests[id]
-	if a == nil || o.s.now().Sub(a.created) > authRequestLifetime {
-		return nil
-	}
-	return a
-}
-
 func (st *oidcStorage) AuthRequestByID(ctx context.Context, id string) (op.AuthRequest, error) {
-	a := st.o.request(id)
+	a, err := st.o.request(ctx, id)
+	if err != nil {
+		return nil, err
+	}
 	if a == nil {
 		return nil, notFoundError{"authorization request"}
 	}
-	// A copy, so that the library does not read fields the login
-	// writes.
-	st.o.mu.Lock()
-	c := *a
-	st.o.mu.Unlock()
-	return &c, nil
+	return a, nil
 }
 
 func (st *oidcStorage) AuthRequestByCode(ctx context.Context, code string) (op.AuthRequest, error) {
-	st.o.mu.Lock()
-	id, ok := st.o.codes[code]
-	st.o.mu.Unlock()
-	if !ok {
+	a, err := st.o.requestWhere(ctx, `code_hash = $1`, hashCode(code))
+	if err != nil {
+		return nil, err
+	}
+	if a == nil {
 		return nil, notFoundError{"code"}
 	}
-	return st.AuthRequestByID(ctx, id)
+	return a, nil
 }
 
 func (st *oidcStorage) SaveAuthCode(ctx context.Context, id, code string) error {
-	st.o.mu.Lock()
-	defer st.o.mu.Unlock()
-	if _, ok := st.o.requests[id]; !ok {
+	res, err := st.o.s.db.ExecContext(ctx, `UPDATE idserver_oidc_requests SET code_hash = $1 WHERE id = $2`, hashCode(code), id)
+	if err != nil {
+		return fmt.Errorf("idserver: store authorization code: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
 		return notFoundError{"authorization request"}
 	}
-	st.o.codes[code] = id
 	return nil
 }
 
 // DeleteAuthRequest is called after the code exchange, so that a code is
 // used only once.
 func (st *oidcStorage) DeleteAuthRequest(ctx context.Context, id string) error {
-	st.o.mu.Lock()
-	defer st.o.mu.Unlock()
-	delete(st.o.requests, id)
-	for code, rid := range st.o.codes {
-		if rid == id {
-			delete(st.o.codes, code)
-		}
+	if _, err := st.o.s.db.ExecContext(ctx, `DELETE FROM idserver_oidc_requests WHERE id = $1`, id); err != nil {
+		return fmt.Errorf("idserver: delete authorization request: %w", err)
 	}
 	return nil
 }
 
 func (st *oidcStorage) CreateAccessToken(ctx context.Context, req op.TokenRequest) (string, time.Time, error) {
 	a, ok := req.(*authRequest)
-	if !ok || a.person == nil {
+	if !ok || a.Person == nil {
 		return "", time.Time{}, errors.New("idserver: access token for an unauthenticated request")
 	}
 	t := &accessToken{
-		id: randomID(), clientID: a.clientID, subject: a.subject, scopes: slices.Clone(a.scopes),
-		person: a.person, phone: a.phone, expires: st.o.s.now().Add(accessTokenLifetime),
+		ID: randomID(), ClientID: a.ClientID, Subject: a.Subject, Scopes: slices.Clone(a.Scopes),
+		Person: a.Person, Phone: a.Phone, Expires: st.o.s.now().Add(accessTokenLifetime),
 	}
-	st.o.mu.Lock()
-	st.o.tokens[t.id] = t
-	st.o.mu.Unlock()
-	return t.id, t.expires, nil
+	data, err := json.Marshal(t)
+	if err != nil {
+		return "", time.Time{}, fmt.Errorf("idserver: encode access token: %w", err)
+	}
+	if _, err := st.o.s.db.ExecContext(ctx, `INSERT INTO idserver_oidc_tokens (id, client_id, subject, data, expires_at) VALUES ($1, $2, $3, $4, $5)`,
+		t.ID, t.ClientID, t.Subject, string(data), t.Expires.UnixMicro()); err != nil {
+		return "", time.Time{}, fmt.Errorf("idserver: store access token: %w", err)
+	}
+	return t.ID, t.Expires, nil
 }
 
 func (st *oidcStorage) CreateAccessAndRefreshTokens(ctx context.Context, req op.TokenRequest, current string) (string, string, time.Time, error) {
@@ -259,27 +334,26 @@ func (st *oidcStorage) TokenRequestByRefreshToken(ctx context.Context, token str
 }
 
 func (st *oidcStorage) TerminateSession(ctx context.Context, userID, clientID string) error {
-	st.o.mu.Lock()
-	defer st.o.mu.Unlock()
-	for id, t := range st.o.tokens {
-		if t.subject == userID && t.clientID == clientID {
-			delete(st.o.tokens, id)
-		}
+	if _, err := st.o.s.db.ExecContext(ctx, `DELETE FROM idserver_oidc_tokens WHERE subject = $1 AND client_id = $2`, userID, clientID); err != nil {
+		return fmt.Errorf("idserver: delete access tokens: %w", err)
 	}
 	return nil
 }
 
 func (st *oidcStorage) RevokeToken(ctx context.Context, token, userID, clientID string) *oidc.Error {
-	st.o.mu.Lock()
-	defer st.o.mu.Unlock()
-	t, ok := st.o.tokens[token]
-	if !ok {
+	t, err := st.o.token(ctx, token)
+	if err != nil {
+		return oidc.ErrServerError()
+	}
+	if t == nil {
 		return nil // RFC 7009: an unknown token is not an error
 	}
-	if t.clientID != clientID {
+	if t.ClientID != clientID {
 		return oidc.ErrInvalidClient().WithDescription("the token was issued to another client")
 	}
-	delete(st.o.tokens, token)
+	if _, err := st.o.s.db.ExecContext(ctx, `DELETE FROM idserver_oidc_tokens WHERE id = $1`, token); err != nil {
+		return oidc.ErrServerError()
+	}
 	return nil
 }
 
@@ -352,10 +426,10 @@ func setUserinfo(info *oidc.UserInfo, subject string, p *Person, phone string, s
 
 func (st *oidcStorage) SetUserinfoFromRequest(ctx context.Context, info *oidc.UserInfo, req op.IDTokenRequest, scopes []string) error {
 	a, ok := req.(*authRequest)
-	if !ok || a.person == nil {
+	if !ok || a.Person == nil {
 		return errors.New("idserver: claims of an unauthenticated request")
 	}
-	setUserinfo(info, a.subject, a.person, a.phone, scopes)
+	setUserinfo(info, a.Subject, a.Person, a.Phone, scopes)
 	return nil
 }
 
@@ -366,27 +440,29 @@ func (st *oidcStorage) SetUserinfoFromScopes(ctx context.Context, info *oidc.Use
 }
 
 func (st *oidcStorage) SetUserinfoFromToken(ctx context.Context, info *oidc.UserInfo, tokenID, subject, origin string) error {
-	st.o.mu.Lock()
-	t, ok := st.o.tokens[tokenID]
-	st.o.mu.Unlock()
-	if !ok || !st.o.s.now().Before(t.expires) || t.subject != subject {
+	t, err := st.o.token(ctx, tokenID)
+	if err != nil {
+		return err
+	}
+	if t == nil || t.Subject != subject {
 		return notFoundError{"access token"}
 	}
-	setUserinfo(info, t.subject, t.person, t.phone, t.scopes)
+	setUserinfo(info, t.Subject, t.Person, t.Phone, t.Scopes)
 	return nil
 }
 
 func (st *oidcStorage) SetIntrospectionFromToken(ctx context.Context, resp *oidc.IntrospectionResponse, tokenID, subject, clientID string) error {
-	st.o.mu.Lock()
-	t, ok := st.o.tokens[tokenID]
-	st.o.mu.Unlock()
-	if !ok || !st.o.s.now().Before(t.expires) || t.clientID != clientID {
+	t, err := st.o.token(ctx, tokenID)
+	if err != nil {
+		return err
+	}
+	if t == nil || t.ClientID != clientID {
 		return notFoundError{"access token"}
 	}
 	resp.Active = true
-	resp.Subject = t.subject
-	resp.ClientID = t.clientID
-	resp.Scope = t.scopes
+	resp.Subject = t.Subject
+	resp.ClientID = t.ClientID
+	resp.Scope = t.Scopes
 	return nil
 }
 
