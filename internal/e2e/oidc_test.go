@@ -351,8 +351,25 @@ func TestOIDC(t *testing.T) {
 		}
 		code := loc.Query().Get("code")
 		ctx := context.Background()
-		if _, err := rp.oauth.Exchange(ctx, code, oauth2.VerifierOption(rp.verify)); err != nil {
+		tok, err := rp.oauth.Exchange(ctx, code, oauth2.VerifierOption(rp.verify))
+		if err != nil {
 			t.Fatalf("first exchange: %v", err)
+		}
+		if got := introspect(t, issuer, tok.AccessToken); got["active"] != true || got["sub"] != p.subject() || got["client_id"] != oidcClientID {
+			t.Errorf("introspection = %v, want active for %s", got, p.subject())
+		}
+		form := url.Values{"token": {tok.AccessToken}, "token_type_hint": {"access_token"}}
+		req, _ := http.NewRequest(http.MethodPost, issuer+"/revoke", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth(oidcClientID, bankUUID)
+		if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("revoke = %v, %v", resp, err)
+		}
+		if got := introspect(t, issuer, tok.AccessToken); got["active"] == true {
+			t.Errorf("introspection after revocation = %v, want inactive", got)
+		}
+		if _, err := rp.provider.UserInfo(ctx, oauth2.StaticTokenSource(tok)); err == nil {
+			t.Errorf("userinfo with a revoked token succeeded")
 		}
 		if _, err := rp.oauth.Exchange(ctx, code, oauth2.VerifierOption(rp.verify)); err == nil || !strings.Contains(err.Error(), "invalid_grant") {
 			t.Errorf("second exchange of the code: %v, want invalid_grant", err)
@@ -456,6 +473,24 @@ func TestOIDC(t *testing.T) {
 			t.Errorf("JWKS key IDs %v after rotation from %v, want the new and the previous", after, before)
 		}
 	})
+}
+
+// introspect asks the provider about an access token as the RP.
+func introspect(t *testing.T, issuer, token string) map[string]any {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, issuer+"/oauth/introspect", strings.NewReader(url.Values{"token": {token}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(oidcClientID, bankUUID)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("introspect: %v", err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("introspect = %d: %v", resp.StatusCode, err)
+	}
+	return out
 }
 
 // jwks returns the key IDs of the provider's JWKS.
