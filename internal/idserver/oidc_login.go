@@ -86,7 +86,7 @@ func (o *OIDC) errorPage(w http.ResponseWriter, status int, msg string) {
 	o.render(w, status, "errorpage", p)
 }
 
-// clientName returns the name of the RP of an auth request's client.
+// clientRP returns the RP of an auth request's client.
 func (o *OIDC) clientRP(r *http.Request, a *authRequest) (*RP, error) {
 	_, rp, err := o.client(r.Context(), a.ClientID)
 	return rp, err

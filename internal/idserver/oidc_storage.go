@@ -1,6 +1,6 @@
 // This file is the storage the OpenID provider library works on: the
-// clients from the database, the signing keys, and the authorization
-// requests, codes and access tokens in memory.
+// clients from the database, the signing keys, the authorization
+// requests with their codes, and the access tokens.
 
 package idserver
 
