@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -42,6 +44,8 @@ func runIDServerRPAdd(ctx context.Context, e *env, args []string) error {
 	ips := fs.String("ips", "", "allowed client addresses, comma-separated CIDRs; empty means any")
 	rate := fs.Float64("rate", 0, "requests per second; 0 means unlimited")
 	confirmation := fs.String("confirmation", "", `text sent to the phone after a success, e.g. "You logged in to {{.RP}}"`)
+	clientID := fs.String("oidc-client-id", "", "also register the RP as this OpenID Connect client_id; its client secret is the relyingPartyUUID")
+	redirects := fs.String("redirect-uris", "", "the OpenID Connect client's redirect URIs, comma-separated")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -51,6 +55,20 @@ func runIDServerRPAdd(ctx context.Context, e *env, args []string) error {
 	}
 	if *name == "" {
 		return usagef("--name is required")
+	}
+	var client *idserver.OIDCClient
+	if *clientID != "" {
+		client = &idserver.OIDCClient{ID: *clientID}
+		for _, u := range strings.Split(*redirects, ",") {
+			if u = strings.TrimSpace(u); u != "" {
+				client.RedirectURIs = append(client.RedirectURIs, u)
+			}
+		}
+		if err := client.Check(); err != nil {
+			return usagef("--oidc-client-id, --redirect-uris: %v", err)
+		}
+	} else if *redirects != "" {
+		return usagef("--redirect-uris needs --oidc-client-id")
 	}
 	rp := idserver.RP{Name: *name, RateLimit: *rate, Confirmation: *confirmation}
 	for _, s := range strings.Split(*services, ",") {
@@ -68,6 +86,9 @@ func runIDServerRPAdd(ctx context.Context, e *env, args []string) error {
 		}
 		rp.AllowedIPs = append(rp.AllowedIPs, p)
 	}
+	if client != nil && !rp.Allows(idserver.ServiceAuthentication) {
+		return usagef("an OpenID Connect client needs the authentication service")
+	}
 	db, err := f.openDB(ctx)
 	if err != nil {
 		return err
@@ -82,6 +103,12 @@ func runIDServerRPAdd(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "added relying party %q\nrelyingPartyUUID: %s\n(shown once; give it to the relying party over a secure channel)\n", *name, uuid)
+	if client != nil {
+		if err := rps.AddOIDCClient(ctx, uuid, *client); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "OpenID Connect client_id: %s (client_secret: the relyingPartyUUID)\n", client.ID)
+	}
 	return nil
 }
 
@@ -135,6 +162,8 @@ func runIDServer(ctx context.Context, e *env, args []string) error {
 	caURL := fs.String("ca", "http://127.0.0.1:8083", "base URL of the CA's internal API")
 	caRoots := fs.String("ca-roots", "data/ca/root.pem", "PEM file of the CA roots user certificates must chain to")
 	caChain := fs.String("ca-chain", "data/ca/issuing.pem", "PEM file of the issuing CA certificates")
+	issuerURL := fs.String("issuer", "", "OpenID Connect issuer URL, e.g. https://id.example.com; empty means no OpenID provider.\n"+
+		"http is allowed for a loopback host only. Needs $MOBILEID_OIDC_KEK and $MOBILEID_OIDC_SUBJECT_KEY (hex)")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -195,14 +224,20 @@ func runIDServer(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	var handler http.Handler = srv.Handler()
+	if *issuerURL != "" {
+		if handler, err = mountOIDC(ctx, srv, handler, *issuerURL); err != nil {
+			return err
+		}
+	}
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", *listen, err)
 	}
-	hs := newHTTPServer(srv.Handler())
+	hs := newHTTPServer(handler)
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	logger.Info("ID Server up", "mid_api", "http://"+ln.Addr().String()+"/mid-api", "mssp", *msspURL)
+	logger.Info("ID Server up", "mid_api", "http://"+ln.Addr().String()+"/mid-api", "mssp", *msspURL, "issuer", *issuerURL)
 	err = runUntilDone(ctx, []*http.Server{hs}, cancel,
 		func() error { return hs.Serve(ln) },
 		func() error { return srv.Run(rctx) })
@@ -211,4 +246,40 @@ func runIDServer(ctx context.Context, e *env, args []string) error {
 	}
 	logger.Info("ID Server stopped")
 	return nil
+}
+
+// mountOIDC returns a handler that serves the OpenID provider of srv
+// under the issuer's path beside the MID REST API.
+func mountOIDC(ctx context.Context, srv *idserver.Server, midAPI http.Handler, issuer string) (http.Handler, error) {
+	u, err := url.Parse(issuer)
+	if err != nil {
+		return nil, usagef("--issuer: %v", err)
+	}
+	host := u.Hostname()
+	ip, _ := netip.ParseAddr(host)
+	insecure := u.Scheme == "http" && (host == "localhost" || ip.IsLoopback())
+	kekHex, subjHex := os.Getenv("MOBILEID_OIDC_KEK"), os.Getenv("MOBILEID_OIDC_SUBJECT_KEY")
+	kek, err := hex.DecodeString(kekHex)
+	if err != nil || len(kek) != 32 {
+		return nil, usagef("$MOBILEID_OIDC_KEK must be 64 hex digits (an AES-256 key)")
+	}
+	subj, err := hex.DecodeString(subjHex)
+	if err != nil || len(subj) < 32 {
+		return nil, usagef("$MOBILEID_OIDC_SUBJECT_KEY must be at least 64 hex digits")
+	}
+	cfg := idserver.OIDCConfig{Issuer: issuer, Insecure: insecure, SubjectKey: subj}
+	copy(cfg.KeyEncryptionKey[:], kek)
+	o, err := idserver.NewOIDC(ctx, srv, cfg)
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/mid-api/", midAPI)
+	if p := strings.TrimSuffix(u.Path, "/"); p != "" {
+		mux.Handle(p+"/", http.StripPrefix(p, o.Handler()))
+		mux.Handle("/", midAPI) // its JSON 404
+	} else {
+		mux.Handle("/", o.Handler())
+	}
+	return mux, nil
 }
