@@ -99,14 +99,16 @@ func runIDServerRPAdd(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	uuid := newUUID()
-	if err := rps.Add(ctx, idserver.RPConfig{RP: rp, UUID: uuid}); err != nil {
+	if client != nil {
+		err = rps.AddWithOIDCClient(ctx, idserver.RPConfig{RP: rp, UUID: uuid}, *client)
+	} else {
+		err = rps.Add(ctx, idserver.RPConfig{RP: rp, UUID: uuid})
+	}
+	if err != nil {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "added relying party %q\nrelyingPartyUUID: %s\n(shown once; give it to the relying party over a secure channel)\n", *name, uuid)
 	if client != nil {
-		if err := rps.AddOIDCClient(ctx, uuid, *client); err != nil {
-			return err
-		}
 		fmt.Fprintf(e.stdout, "OpenID Connect client_id: %s (client_secret: the relyingPartyUUID)\n", client.ID)
 	}
 	return nil

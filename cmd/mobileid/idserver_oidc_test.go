@@ -37,6 +37,20 @@ func TestIDServerRPAddOIDC(t *testing.T) {
 			t.Errorf("rp add %v = %d %q, want a one-line refusal", args, code, errOut)
 		}
 	}
+	// The refusals left no relying party behind, not even the one whose
+	// client ID was taken.
+	db, err := store.Open(context.Background(), store.Config{DataDir: data})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rps, err := idserver.NewRPs(db, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if list, err := rps.List(context.Background()); err != nil || len(list) != 1 {
+		t.Errorf("relying parties after the refusals = %d (%v), want only Demo Bank", len(list), err)
+	}
 }
 
 type noMSSP struct{}

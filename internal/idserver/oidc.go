@@ -349,3 +349,22 @@ func (o *OIDC) client(ctx context.Context, id string) (*OIDCClient, *RP, error) 
 func (c *OIDCClient) checkSecret(secret string) bool {
 	return subtle.ConstantTimeCompare([]byte(uuidKey(secret)), []byte(c.rpKey)) == 1
 }
+
+// AddWithOIDCClient registers an RP and its OpenID Connect client
+// together: when the client cannot be added (its ID is taken, its redirect
+// URIs are bad) the RP is not left behind without it.
+func (r *RPs) AddWithOIDCClient(ctx context.Context, c RPConfig, client OIDCClient) error {
+	if err := client.Check(); err != nil {
+		return fmt.Errorf("idserver: add OpenID Connect client %q: %w", client.ID, err)
+	}
+	if err := r.Add(ctx, c); err != nil {
+		return err
+	}
+	if err := r.AddOIDCClient(ctx, c.UUID, client); err != nil {
+		if _, derr := r.db.ExecContext(ctx, `DELETE FROM idserver_rps WHERE rp_key = $1`, uuidKey(c.UUID)); derr != nil {
+			return errors.Join(err, fmt.Errorf("idserver: remove relying party %q again: %w", c.Name, derr))
+		}
+		return err
+	}
+	return nil
+}
