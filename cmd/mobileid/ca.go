@@ -146,14 +146,11 @@ func (f *caFlags) register(fs interface {
 func (f *caFlags) open(ctx context.Context, e *env, logger *slog.Logger, reg prometheus.Registerer) (*ca.CA, *ca.Keys, *store.DB, error) {
 	cfg := ca.Config{BaseURL: f.base}
 	if f.vendorRoots != "" {
-		b, err := os.ReadFile(f.vendorRoots)
+		roots, err := readCertsFile(f.vendorRoots)
 		if err != nil {
 			return nil, nil, nil, usagef("--vendor-roots: %v", err)
 		}
-		cfg.TrustedVendorRoots = x509.NewCertPool()
-		if !cfg.TrustedVendorRoots.AppendCertsFromPEM(b) {
-			return nil, nil, nil, usagef("--vendor-roots %s: no PEM certificate", f.vendorRoots)
-		}
+		cfg.TrustedVendorRoots = certPool(roots)
 	}
 	cfg.RequireAttestation = f.requireAttestation
 	if cfg.RequireAttestation && cfg.TrustedVendorRoots == nil {

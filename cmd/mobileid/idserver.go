@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/rand"
-	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -18,7 +17,6 @@ import (
 	"time"
 
 	"mobileid/internal/ca"
-	"mobileid/internal/etsi/etsiclient"
 	"mobileid/internal/idserver"
 	"mobileid/internal/registration"
 )
@@ -156,10 +154,8 @@ func runIDServer(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&f.dataDir, "data", "data", "data directory of the embedded database")
 	fs.StringVar(&f.dsn, "dsn", "", "database DSN (postgres://…); empty means SQLite in --data; $MOBILEID_DSN overrides it")
 	listen := fs.String("listen", "127.0.0.1:8085", "listen address of the MID REST API")
-	msspURL := fs.String("mssp", "https://127.0.0.1:8443", "base URL of the Signature Server")
-	msspCA := fs.String("mssp-ca", "data/mssp-tls.crt", "PEM file of the CA (or the self-signed certificate) of the MSSP's TLS certificate")
-	clientCert := fs.String("client-cert", "", "PEM client certificate for mutual TLS with the MSSP")
-	clientKey := fs.String("client-key", "", "PEM key of --client-cert")
+	var ms msspFlagsAP
+	ms.register(fs)
 	apID := fs.String("ap-id", "http://mobileid.dev/idserver", "AP_ID of the ID Server at the MSSP")
 	caURL := fs.String("ca", "http://127.0.0.1:8083", "base URL of the CA's internal API")
 	caRoots := fs.String("ca-roots", "data/ca/root.pem", "PEM file of the CA roots user certificates must chain to")
@@ -185,23 +181,10 @@ func runIDServer(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return usagef("--ca-chain: %v", err)
 	}
-	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12}
-	if *msspCA != "" {
-		certs, err := readCertsFile(*msspCA)
-		if err != nil {
-			return usagef("--mssp-ca: %v", err)
-		}
-		tlsCfg.RootCAs = certPool(certs)
+	mssp, err := ms.client(time.Minute)
+	if err != nil {
+		return err
 	}
-	if *clientCert != "" {
-		c, err := tls.LoadX509KeyPair(*clientCert, *clientKey)
-		if err != nil {
-			return usagef("--client-cert: %v", err)
-		}
-		tlsCfg.Certificates = []tls.Certificate{c}
-	}
-	mssp := &etsiclient.Client{BaseURL: strings.TrimSuffix(*msspURL, "/"),
-		HTTP: &http.Client{Transport: &http.Transport{TLSClientConfig: tlsCfg}, Timeout: time.Minute}}
 	issuer := &ca.Client{BaseURL: strings.TrimSuffix(*caURL, "/"), HTTP: &http.Client{Timeout: 30 * time.Second}}
 
 	logger := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
@@ -239,7 +222,7 @@ func runIDServer(ctx context.Context, e *env, args []string) error {
 	hs := newHTTPServer(handler)
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	logger.Info("ID Server up", "mid_api", "http://"+ln.Addr().String()+"/mid-api", "mssp", *msspURL, "issuer", *issuerURL)
+	logger.Info("ID Server up", "mid_api", "http://"+ln.Addr().String()+"/mid-api", "mssp", ms.url, "issuer", *issuerURL)
 	err = runUntilDone(ctx, []*http.Server{hs}, cancel,
 		func() error { return hs.Serve(ln) },
 		func() error { return srv.Run(rctx) })

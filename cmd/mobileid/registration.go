@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -81,10 +82,8 @@ func runRegistration(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&f.dataDir, "data", "data", "data directory of the embedded database")
 	fs.StringVar(&f.dsn, "dsn", "", "database DSN (postgres://…); empty means SQLite in --data; $MOBILEID_DSN overrides it")
 	listen := fs.String("listen", "127.0.0.1:8084", "listen address of the desk and the API")
-	msspURL := fs.String("mssp", "https://127.0.0.1:8443", "base URL of the Signature Server")
-	msspCA := fs.String("mssp-ca", "data/mssp-tls.crt", "PEM file of the CA (or the self-signed certificate) of the MSSP's TLS certificate")
-	clientCert := fs.String("client-cert", "", "PEM client certificate for mutual TLS with the MSSP")
-	clientKey := fs.String("client-key", "", "PEM key of --client-cert")
+	var ms msspFlagsAP
+	ms.register(fs)
 	apID := fs.String("ap-id", "http://mobileid.dev/registration", "AP_ID of the Registration Server at the MSSP")
 	caURL := fs.String("ca", "http://127.0.0.1:8083", "base URL of the CA's internal API")
 	caChain := fs.String("ca-chain", "data/ca/issuing.pem", "PEM file of the issuing CA, to ask its OCSP responder about certificates shown at the desk; empty disables it")
@@ -99,23 +98,10 @@ func runRegistration(ctx context.Context, e *env, args []string) error {
 	if apPwd == "" {
 		return usagef("no AP password: set $MOBILEID_AP_PASSWORD")
 	}
-	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12}
-	if *msspCA != "" {
-		certs, err := readCertsFile(*msspCA)
-		if err != nil {
-			return usagef("--mssp-ca: %v", err)
-		}
-		tlsCfg.RootCAs = certPool(certs)
+	mssp, err := ms.client(10 * time.Minute)
+	if err != nil {
+		return err
 	}
-	if *clientCert != "" {
-		c, err := tls.LoadX509KeyPair(*clientCert, *clientKey)
-		if err != nil {
-			return usagef("--client-cert: %v", err)
-		}
-		tlsCfg.Certificates = []tls.Certificate{c}
-	}
-	mssp := &etsiclient.Client{BaseURL: strings.TrimSuffix(*msspURL, "/"),
-		HTTP: &http.Client{Transport: &http.Transport{TLSClientConfig: tlsCfg}, Timeout: 10 * time.Minute}}
 	issuer := &ca.Client{BaseURL: strings.TrimSuffix(*caURL, "/"), HTTP: &http.Client{Timeout: 30 * time.Second}}
 
 	logger := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
@@ -146,7 +132,7 @@ func runRegistration(ctx context.Context, e *env, args []string) error {
 	hs := newHTTPServer(mux)
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	logger.Info("registration up", "desk", "http://"+ln.Addr().String()+"/desk/", "mssp", *msspURL, "ca", *caURL)
+	logger.Info("registration up", "desk", "http://"+ln.Addr().String()+"/desk/", "mssp", ms.url, "ca", *caURL)
 	err = runUntilDone(ctx, []*http.Server{hs}, cancel,
 		func() error { return hs.Serve(ln) },
 		func() error { return srv.Run(rctx) })
@@ -211,4 +197,39 @@ func ocspStatus(issuer ca.Issuer, issuing *x509.Certificate, client *http.Client
 		}
 		return "unknown (OCSP)", nil
 	}
+}
+
+// msspFlagsAP are the flags of a role that is an AP of the MSSP: where the
+// MSSP is and how to reach it over (mutual) TLS.
+type msspFlagsAP struct {
+	url, caFile, certFile, keyFile string
+}
+
+func (f *msspFlagsAP) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.url, "mssp", "https://127.0.0.1:8443", "base URL of the Signature Server")
+	fs.StringVar(&f.caFile, "mssp-ca", "data/mssp-tls.crt", "PEM file of the CA (or the self-signed certificate) of the MSSP's TLS certificate")
+	fs.StringVar(&f.certFile, "client-cert", "", "PEM client certificate for mutual TLS with the MSSP")
+	fs.StringVar(&f.keyFile, "client-key", "", "PEM key of --client-cert")
+}
+
+// client returns the ETSI TS 102 204 client the flags describe, with
+// timeout for each exchange.
+func (f *msspFlagsAP) client(timeout time.Duration) (*etsiclient.Client, error) {
+	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if f.caFile != "" {
+		certs, err := readCertsFile(f.caFile)
+		if err != nil {
+			return nil, usagef("--mssp-ca: %v", err)
+		}
+		tlsCfg.RootCAs = certPool(certs)
+	}
+	if f.certFile != "" {
+		c, err := tls.LoadX509KeyPair(f.certFile, f.keyFile)
+		if err != nil {
+			return nil, usagef("--client-cert: %v", err)
+		}
+		tlsCfg.Certificates = []tls.Certificate{c}
+	}
+	return &etsiclient.Client{BaseURL: strings.TrimSuffix(f.url, "/"),
+		HTTP: &http.Client{Transport: &http.Transport{TLSClientConfig: tlsCfg}, Timeout: timeout}}, nil
 }
