@@ -44,6 +44,7 @@ func runIDServerRPAdd(ctx context.Context, e *env, args []string) error {
 	confirmation := fs.String("confirmation", "", `text sent to the phone after a success, e.g. "You logged in to {{.RP}}"`)
 	clientID := fs.String("oidc-client-id", "", "also register the RP as this OpenID Connect client_id; its client secret is the relyingPartyUUID")
 	redirects := fs.String("redirect-uris", "", "the OpenID Connect client's redirect URIs, comma-separated")
+	ciba := fs.Bool("ciba", false, "allow the OpenID Connect client CIBA (poll mode), for channels without a browser")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -56,7 +57,7 @@ func runIDServerRPAdd(ctx context.Context, e *env, args []string) error {
 	}
 	var client *idserver.OIDCClient
 	if *clientID != "" {
-		client = &idserver.OIDCClient{ID: *clientID}
+		client = &idserver.OIDCClient{ID: *clientID, CIBA: *ciba}
 		for _, u := range strings.Split(*redirects, ",") {
 			if u = strings.TrimSpace(u); u != "" {
 				client.RedirectURIs = append(client.RedirectURIs, u)
@@ -65,8 +66,8 @@ func runIDServerRPAdd(ctx context.Context, e *env, args []string) error {
 		if err := client.Check(); err != nil {
 			return usagef("--oidc-client-id, --redirect-uris: %v", err)
 		}
-	} else if *redirects != "" {
-		return usagef("--redirect-uris needs --oidc-client-id")
+	} else if *redirects != "" || *ciba {
+		return usagef("--redirect-uris and --ciba need --oidc-client-id")
 	}
 	rp := idserver.RP{Name: *name, RateLimit: *rate, Confirmation: *confirmation}
 	for _, s := range strings.Split(*services, ",") {

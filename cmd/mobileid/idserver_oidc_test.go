@@ -25,8 +25,14 @@ func TestIDServerRPAddOIDC(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "OpenID Connect client_id: demo-bank") {
 		t.Fatalf("rp add with a client = %d %q %q", code, out, errOut)
 	}
+	code, out, errOut = runCmd(t, "idserver", "rp", "add", "--name", "Call Centre", "--data", data,
+		"--oidc-client-id", "call-centre", "--ciba")
+	if code != 0 || !strings.Contains(out, "OpenID Connect client_id: call-centre") {
+		t.Fatalf("rp add with a CIBA client = %d %q %q", code, out, errOut)
+	}
 	for _, args := range [][]string{
 		{"--name", "Shop", "--oidc-client-id", "shop"},
+		{"--name", "Shop", "--ciba"},
 		{"--name", "Shop", "--redirect-uris", "https://shop.example/cb"},
 		{"--name", "Shop", "--oidc-client-id", "shop", "--redirect-uris", "shop://cb"},
 		{"--name", "Shop", "--services", "signature", "--oidc-client-id", "shop", "--redirect-uris", "https://shop.example/cb"},
@@ -48,8 +54,8 @@ func TestIDServerRPAddOIDC(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if list, err := rps.List(context.Background()); err != nil || len(list) != 1 {
-		t.Errorf("relying parties after the refusals = %d (%v), want only Demo Bank", len(list), err)
+	if list, err := rps.List(context.Background()); err != nil || len(list) != 2 {
+		t.Errorf("relying parties after the refusals = %d (%v), want only Demo Bank and Call Centre", len(list), err)
 	}
 }
 

@@ -215,6 +215,17 @@ func (x *idServer) sessions(t *testing.T) int {
 	return rows(t, x.p.db, `SELECT COUNT(*) FROM idserver_sessions`)
 }
 
+// idle waits until no session is running, so that the MSSP does not
+// refuse the next one because the phone is still busy (406).
+func (x *idServer) idle(t *testing.T) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); rows(t, x.p.db, `SELECT COUNT(*) FROM idserver_sessions WHERE state = 'RUNNING'`) != 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("sessions still running after 30 s")
+		}
+	}
+}
+
 // TestIDServer runs the MID REST API against the whole platform with a
 // user registered at a desk.
 func TestIDServer(t *testing.T) {

@@ -463,6 +463,85 @@ func TestOIDC(t *testing.T) {
 		}
 	})
 
+	t.Run("CIBA", func(t *testing.T) {
+		ctx := context.Background()
+		const client = "call-centre"
+		if err := x.rps.AddOIDCClient(ctx, bankUUID, idserver.OIDCClient{ID: client, CIBA: true}); err != nil {
+			t.Fatalf("AddOIDCClient: %v", err)
+		}
+		var d struct {
+			Endpoint string `json:"backchannel_authentication_endpoint"`
+		}
+		if _, body := get(t, http.DefaultClient, issuer+"/.well-known/openid-configuration", nil); json.Unmarshal([]byte(body), &d) != nil || d.Endpoint != issuer+"/bc-authorize" {
+			t.Fatalf("discovery names backchannel endpoint %q, want %s", d.Endpoint, issuer+"/bc-authorize")
+		}
+		x.idle(t)
+		x.phone.SetBehaviour(handset.ThinkTime(300 * time.Millisecond))
+		defer x.phone.SetBehaviour(handset.Behaviour{Action: handset.Approve})
+		screens := x.watchScreen(t)
+		post := func(u string, form url.Values) (int, map[string]any) {
+			req, _ := http.NewRequest(http.MethodPost, u, strings.NewReader(form.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.SetBasicAuth(client, bankUUID)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatalf("POST %s: %v", u, err)
+			}
+			defer resp.Body.Close()
+			var out map[string]any
+			if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+				t.Fatalf("POST %s: %v", u, err)
+			}
+			return resp.StatusCode, out
+		}
+		status, out := post(d.Endpoint, url.Values{
+			"scope": {"openid profile national_id"}, "login_hint": {x.msisdn}, "binding_message": {"Call 4711: log in"},
+		})
+		id, _ := out["auth_req_id"].(string)
+		interval, _ := out["interval"].(float64)
+		vc, _ := out["verification_code"].(string)
+		if status != http.StatusOK || id == "" || interval < 1 {
+			t.Fatalf("backchannel request = %d %v", status, out)
+		}
+		poll := url.Values{"grant_type": {"urn:openid:params:grant-type:ciba"}, "auth_req_id": {id}}
+		for deadline := time.Now().Add(30 * time.Second); ; {
+			time.Sleep(time.Duration(interval) * time.Second)
+			status, out = post(rp.provider.Endpoint().TokenURL, poll)
+			if out["error"] != "authorization_pending" || time.Now().After(deadline) {
+				break
+			}
+		}
+		raw, _ := out["id_token"].(string)
+		if status != http.StatusOK || raw == "" || out["access_token"] == nil {
+			t.Fatalf("token poll = %d %v, want tokens", status, out)
+		}
+		idt, err := rp.provider.Verifier(&oidc.Config{ClientID: client, SupportedSigningAlgs: []string{oidc.ES256}}).Verify(ctx, raw)
+		if err != nil {
+			t.Fatalf("verify ID token: %v", err)
+		}
+		var claims map[string]any
+		if err := idt.Claims(&claims); err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]any{
+			"sub": p.subject(), "name": "Mari-Liis Männik", idserver.ClaimNationalID: idNationalID,
+			"amr": []any{"mid"}, "acr": idserver.ACRMobileID, "aud": []any{client},
+		}
+		got := map[string]any{}
+		for k := range want {
+			got[k] = claims[k]
+		}
+		if diff := gocmp.Diff(want, got); diff != "" {
+			t.Errorf("ID token claims (-want +got):\n%s", diff)
+		}
+		if texts, want := screens(), "Demo Bank: Call 4711: log in\nVerification code: "+vc; !strings.Contains(texts, want) {
+			t.Errorf("phone screens %q, want %q", texts, want)
+		}
+		if status, out := post(rp.provider.Endpoint().TokenURL, poll); status != http.StatusBadRequest || out["error"] != "invalid_grant" {
+			t.Errorf("second token poll = %d %v, want invalid_grant", status, out)
+		}
+	})
+
 	t.Run("key rotation", func(t *testing.T) {
 		before := jwks(t, issuer)
 		if err := o.RotateKey(context.Background()); err != nil {

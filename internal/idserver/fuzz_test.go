@@ -3,6 +3,7 @@ package idserver
 import (
 	"encoding/json"
 	"net/http"
+	"strings"
 	"testing"
 	"unicode/utf8"
 )
@@ -69,6 +70,38 @@ func FuzzParseCertificate(f *testing.F) {
 		}
 		if !validUUID(r.UUID) || r.RPName == "" || !phonePattern.MatchString(r.Phone) || !nationalIDPattern.MatchString(r.NationalID) {
 			t.Fatalf("accepted %+v", r)
+		}
+	})
+}
+
+// FuzzBindingMessage checks that a CIBA binding message is taken only as
+// the phone will show it, within the display text limits.
+func FuzzBindingMessage(f *testing.F) {
+	for _, s := range []string{"Call 4711: log in", "Kõne 4711", "Привет", "", "a\x07b", "😀", "\xff"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		text, format, ok := bindingMessage(s)
+		if !ok {
+			return
+		}
+		if text != s || strings.ContainsFunc(s, isControl) || !utf8.ValidString(s) {
+			t.Fatalf("bindingMessage(%q) accepted %q", s, text)
+		}
+		if out, err := displayText(s, format); err != nil || out != s {
+			t.Fatalf("bindingMessage(%q) = %s, but displayText says %q, %v", s, format, out, err)
+		}
+	})
+}
+
+// FuzzMIDLanguage checks that any ui_locales gives a language the phone
+// can be asked in.
+func FuzzMIDLanguage(f *testing.F) {
+	f.Add("et-EE en")
+	f.Add("")
+	f.Fuzz(func(t *testing.T, s string) {
+		if _, ok := languages[midLanguage(s)]; !ok {
+			t.Fatalf("midLanguage(%q) = %q", s, midLanguage(s))
 		}
 	})
 }

@@ -181,8 +181,8 @@ func derive(key []byte, purpose string) [32]byte {
 }
 
 // Handler returns the provider's endpoints: discovery, /keys, /authorize,
-// /oauth/token, /userinfo, /revoke, /end_session and the login pages
-// under /login/. Their paths are those below the issuer's: for an issuer
+// /oauth/token, /userinfo, /revoke, /end_session, the login pages under
+// /login/ and the CIBA endpoint /bc-authorize. Their paths are those below the issuer's: for an issuer
 // with a path, mount the handler with http.StripPrefix of that path.
 func (o *OIDC) Handler() http.Handler {
 	mux := http.NewServeMux()
@@ -196,6 +196,10 @@ func (o *OIDC) Handler() http.Handler {
 	mux.Handle("/login/", op.NewIssuerInterceptor(o.provider.IssuerFromRequest).Handler(
 		http.NewCrossOriginProtection().Handler(login)))
 	mux.Handle("/static/", http.StripPrefix("/static", webassets.Handler()))
+	issuer := op.NewIssuerInterceptor(o.provider.IssuerFromRequest).Handler
+	mux.Handle("POST "+cibaEndpoint, issuer(http.HandlerFunc(o.serveBackchannel)))
+	mux.Handle("/oauth/token", issuer(o.tokenEndpoint(o.provider)))
+	mux.Handle("/.well-known/openid-configuration", o.discovery(o.provider))
 	// The endpoints a browser visits answer errors with a page.
 	mux.Handle("/authorize", o.htmlErrors(o.provider))
 	mux.Handle("/authorize/", o.htmlErrors(o.provider))
@@ -267,8 +271,13 @@ var ErrUnknownClient = errors.New("idserver: unknown OpenID Connect client")
 type OIDCClient struct {
 	// ID is the client_id, public.
 	ID string
-	// RedirectURIs are the exact redirect URIs allowed.
+	// RedirectURIs are the exact redirect URIs allowed. A client that
+	// only uses CIBA may have none.
 	RedirectURIs []string
+	// CIBA allows the client the CIBA grant in poll mode: it starts
+	// logins at the backchannel authentication endpoint with the
+	// person's phone number, for channels without a browser.
+	CIBA bool
 
 	rpKey string
 }
@@ -290,8 +299,11 @@ func (r *RPs) AddOIDCClient(ctx context.Context, rpUUID string, c OIDCClient) er
 		return fmt.Errorf("idserver: add OpenID Connect client %q: %w", c.ID, err)
 	}
 	uris, _ := json.Marshal(c.RedirectURIs)
-	_, err = r.db.ExecContext(ctx, `INSERT INTO idserver_oidc_clients (client_id, rp_key, redirect_uris, created_at) VALUES ($1, $2, $3, $4)`,
-		c.ID, uuidKey(rpUUID), string(uris), r.now().UnixMicro())
+	if c.RedirectURIs == nil {
+		uris = []byte("[]")
+	}
+	_, err = r.db.ExecContext(ctx, `INSERT INTO idserver_oidc_clients (client_id, rp_key, redirect_uris, ciba, created_at) VALUES ($1, $2, $3, $4, $5)`,
+		c.ID, uuidKey(rpUUID), string(uris), boolInt(c.CIBA), r.now().UnixMicro())
 	if store.IsUniqueViolation(err) {
 		return fmt.Errorf("idserver: add OpenID Connect client %q: the client ID is taken", c.ID)
 	}
@@ -307,8 +319,8 @@ func (c *OIDCClient) Check() error {
 	if c.ID == "" || len(c.ID) > 64 || strings.ContainsFunc(c.ID, func(r rune) bool { return r <= ' ' || r > '~' }) {
 		return errors.New("the client ID must be 1 to 64 printable ASCII characters")
 	}
-	if len(c.RedirectURIs) == 0 {
-		return errors.New("no redirect URI")
+	if len(c.RedirectURIs) == 0 && !c.CIBA {
+		return errors.New("no redirect URI, and CIBA not allowed")
 	}
 	for _, r := range c.RedirectURIs {
 		u, err := url.Parse(r)
@@ -323,8 +335,10 @@ func (c *OIDCClient) Check() error {
 func (o *OIDC) client(ctx context.Context, id string) (*OIDCClient, *RP, error) {
 	var c OIDCClient
 	var uris string
-	err := o.s.db.QueryRowContext(ctx, `SELECT client_id, rp_key, redirect_uris FROM idserver_oidc_clients WHERE client_id = $1`, id).
-		Scan(&c.ID, &c.rpKey, &uris)
+	var ciba int64
+	err := o.s.db.QueryRowContext(ctx, `SELECT client_id, rp_key, redirect_uris, ciba FROM idserver_oidc_clients WHERE client_id = $1`, id).
+		Scan(&c.ID, &c.rpKey, &uris, &ciba)
+	c.CIBA = ciba != 0
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil, ErrUnknownClient
 	}
@@ -342,6 +356,15 @@ func (o *OIDC) client(ctx context.Context, id string) (*OIDCClient, *RP, error) 
 		return nil, nil, err
 	}
 	return &c, rp, nil
+}
+
+// boolInt is the integer a flag is stored as, the same in SQLite and
+// PostgreSQL.
+func boolInt(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // checkSecret reports whether secret is the relyingPartyUUID of the

@@ -187,13 +187,9 @@ func (o *OIDC) serveLoginStart(w http.ResponseWriter, r *http.Request) {
 		o.errorPage(w, http.StatusInternalServerError, msgInternal)
 		return
 	}
-	// The challenge is random: the signature proves possession of the
-	// key now, and the code the user compares is derived from it.
-	hash := make([]byte, sha256.Size)
-	rand.Read(hash)
 	sess, err := o.s.createSession(ctx, rp, KindAuthentication, &sessionRequest{
 		identRequest: identRequest{Phone: p.Phone, NationalID: person.NationalID},
-		Hash:         hash, HashType: "SHA256", Language: "ENG",
+		Hash:         randomChallenge(), HashType: "SHA256", Language: midLanguage(a.Locales),
 		DisplayText: loginDisplayText, DisplayFormat: FormatGSM7,
 	})
 	if err != nil {
@@ -288,6 +284,15 @@ func (o *OIDC) serveLoginStatus(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.Redirect(w, r, next, http.StatusSeeOther)
+}
+
+// randomChallenge returns the SHA-256-sized challenge of a login. It is
+// random: the signature proves possession of the key now, and the code
+// the user compares is derived from it.
+func randomChallenge() []byte {
+	hash := make([]byte, sha256.Size)
+	rand.Read(hash)
+	return hash
 }
 
 // renderStatus writes a fragment for htmx and a whole page otherwise.

@@ -37,6 +37,7 @@ type authRequest struct {
 	Challenge       string                   `json:"code_challenge"`
 	ChallengeMethod oidc.CodeChallengeMethod `json:"code_challenge_method"`
 	Hint            string                   `json:"login_hint"`
+	Locales         string                   `json:"ui_locales,omitempty"`
 
 	// The login: the browser that started it (hex SHA-256 of its
 	// cookie), its Mobile ID session, the number and whom the directory
@@ -51,6 +52,14 @@ type authRequest struct {
 	AuthTime      time.Time `json:"auth_time"`
 	Person        *Person   `json:"person"`
 	Subject       string    `json:"subject"`
+
+	// A backchannel (CIBA) request: not for the login pages; polled at
+	// the token endpoint every Interval seconds at most, the last time
+	// at LastPoll; over at Expires.
+	CIBA     bool      `json:"ciba,omitempty"`
+	Interval int64     `json:"interval,omitempty"`
+	LastPoll time.Time `json:"last_poll,omitzero"`
+	Expires  time.Time `json:"expires,omitzero"`
 }
 
 func (a *authRequest) GetID() string                      { return a.ID }
@@ -125,15 +134,21 @@ func (o *OIDC) updateRequest(ctx context.Context, a *authRequest) error {
 	return nil
 }
 
-// request returns a live authorization request, or nil.
+// request returns a live authorization request of the code flow, or nil.
 func (o *OIDC) request(ctx context.Context, id string) (*authRequest, error) {
-	return o.requestWhere(ctx, `id = $1`, id)
+	a, err := o.requestWhere(ctx, `id = $1`, id, o.s.now().UnixMicro())
+	if err != nil || a == nil || a.CIBA {
+		return nil, err
+	}
+	return a, nil
 }
 
-func (o *OIDC) requestWhere(ctx context.Context, cond, arg string) (*authRequest, error) {
+// requestWhere returns the request that meets cond with arg and is stored
+// until after the time after (Unix microseconds), or nil.
+func (o *OIDC) requestWhere(ctx context.Context, cond, arg string, after int64) (*authRequest, error) {
 	var data string
 	err := o.s.db.QueryRowContext(ctx, `SELECT data FROM idserver_oidc_requests WHERE `+cond+` AND expires_at > $2`,
-		arg, o.s.now().UnixMicro()).Scan(&data)
+		arg, after).Scan(&data)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
@@ -192,7 +207,12 @@ func (c *oidcClient) AuthMethod() oidc.AuthMethod         { return oidc.AuthMeth
 func (c *oidcClient) ResponseTypes() []oidc.ResponseType {
 	return []oidc.ResponseType{oidc.ResponseTypeCode}
 }
-func (c *oidcClient) GrantTypes() []oidc.GrantType { return []oidc.GrantType{oidc.GrantTypeCode} }
+func (c *oidcClient) GrantTypes() []oidc.GrantType {
+	if c.c.CIBA {
+		return []oidc.GrantType{oidc.GrantTypeCode, GrantTypeCIBA}
+	}
+	return []oidc.GrantType{oidc.GrantTypeCode}
+}
 func (c *oidcClient) LoginURL(id string) string {
 	return c.loginURL + "?authRequestID=" + id
 }
@@ -256,6 +276,7 @@ func (st *oidcStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequ
 		State: req.State, Nonce: req.Nonce, Scopes: slices.Clone(req.Scopes),
 		ResponseType: req.ResponseType, ResponseMode: req.ResponseMode,
 		Challenge: req.CodeChallenge, ChallengeMethod: req.CodeChallengeMethod, Hint: req.LoginHint,
+		Locales: req.UILocales.String(),
 	}
 	if err := o.insertRequest(ctx, a); err != nil {
 		return nil, err
@@ -275,7 +296,7 @@ func (st *oidcStorage) AuthRequestByID(ctx context.Context, id string) (op.AuthR
 }
 
 func (st *oidcStorage) AuthRequestByCode(ctx context.Context, code string) (op.AuthRequest, error) {
-	a, err := st.o.requestWhere(ctx, `code_hash = $1`, hashCode(code))
+	a, err := st.o.requestWhere(ctx, `code_hash = $1`, hashCode(code), st.o.s.now().UnixMicro())
 	if err != nil {
 		return nil, err
 	}
