@@ -236,6 +236,49 @@ func runIDServer(ctx context.Context, e *env, args []string) error {
 
 // mountOIDC returns a handler that serves the OpenID provider of srv
 // under the issuer's path beside the MID REST API.
+// oidcKEK reads the OpenID provider's key encryption key from
+// $MOBILEID_OIDC_KEK.
+func oidcKEK() ([32]byte, error) {
+	var k [32]byte
+	b, err := hex.DecodeString(os.Getenv("MOBILEID_OIDC_KEK"))
+	if err != nil || len(b) != len(k) {
+		return k, usagef("$MOBILEID_OIDC_KEK must be 64 hex digits (an AES-256 key)")
+	}
+	copy(k[:], b)
+	return k, nil
+}
+
+func runIDServerRotateKey(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "idserver rotate-key", "",
+		"Makes a new ID token signing key for the OpenID Connect provider, sealed under $MOBILEID_OIDC_KEK.\n"+
+			"Every node signs with it from its next token on; the JWKS keeps the previous key.")
+	var f registrationFlags
+	fs.StringVar(&f.dataDir, "data", "data", "data directory of the embedded database")
+	fs.StringVar(&f.dsn, "dsn", "", "database DSN (postgres://…); empty means SQLite in --data; $MOBILEID_DSN overrides it")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 0 {
+		return usagef("unexpected argument %q", pos[0])
+	}
+	kek, err := oidcKEK()
+	if err != nil {
+		return err
+	}
+	db, err := f.openDB(ctx)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	id, err := idserver.RotateOIDCSigningKey(ctx, db, kek)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "new signing key %s\n", id)
+	return nil
+}
+
 func mountOIDC(ctx context.Context, srv *idserver.Server, midAPI http.Handler, issuer string) (http.Handler, error) {
 	u, err := url.Parse(issuer)
 	if err != nil {
@@ -244,17 +287,15 @@ func mountOIDC(ctx context.Context, srv *idserver.Server, midAPI http.Handler, i
 	host := u.Hostname()
 	ip, _ := netip.ParseAddr(host)
 	insecure := u.Scheme == "http" && (host == "localhost" || ip.IsLoopback())
-	kekHex, subjHex := os.Getenv("MOBILEID_OIDC_KEK"), os.Getenv("MOBILEID_OIDC_SUBJECT_KEY")
-	kek, err := hex.DecodeString(kekHex)
-	if err != nil || len(kek) != 32 {
-		return nil, usagef("$MOBILEID_OIDC_KEK must be 64 hex digits (an AES-256 key)")
+	kek, err := oidcKEK()
+	if err != nil {
+		return nil, err
 	}
-	subj, err := hex.DecodeString(subjHex)
+	subj, err := hex.DecodeString(os.Getenv("MOBILEID_OIDC_SUBJECT_KEY"))
 	if err != nil || len(subj) < 32 {
 		return nil, usagef("$MOBILEID_OIDC_SUBJECT_KEY must be at least 64 hex digits")
 	}
-	cfg := idserver.OIDCConfig{Issuer: issuer, Insecure: insecure, SubjectKey: subj}
-	copy(cfg.KeyEncryptionKey[:], kek)
+	cfg := idserver.OIDCConfig{Issuer: issuer, Insecure: insecure, SubjectKey: subj, KeyEncryptionKey: kek}
 	o, err := idserver.NewOIDC(ctx, srv, cfg)
 	if err != nil {
 		return nil, err

@@ -149,3 +149,30 @@ func TestMountOIDC(t *testing.T) {
 		}
 	}
 }
+
+// TestIDServerRotateKey rotates the signing key from the command line and
+// refuses to with another key encryption key.
+func TestIDServerRotateKey(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	t.Setenv("MOBILEID_OIDC_KEK", strings.Repeat("ab", 32))
+	var ids []string
+	for range 2 {
+		code, out, errOut := runCmd(t, "idserver", "rotate-key", "--data", data)
+		id, ok := strings.CutPrefix(strings.TrimSpace(out), "new signing key ")
+		if code != 0 || !ok || id == "" {
+			t.Fatalf("rotate-key = %d %q %q", code, out, errOut)
+		}
+		ids = append(ids, id)
+	}
+	if ids[0] == ids[1] {
+		t.Errorf("two rotations made the same key ID %s", ids[0])
+	}
+	t.Setenv("MOBILEID_OIDC_KEK", strings.Repeat("cd", 32))
+	if code, _, errOut := runCmd(t, "idserver", "rotate-key", "--data", data); code == 0 || strings.Count(errOut, "\n") != 1 {
+		t.Errorf("rotate-key with another KEK = %d %q, want a one-line refusal", code, errOut)
+	}
+	t.Setenv("MOBILEID_OIDC_KEK", "short")
+	if code, _, errOut := runCmd(t, "idserver", "rotate-key", "--data", data); code != 2 || !strings.Contains(errOut, "MOBILEID_OIDC_KEK") {
+		t.Errorf("rotate-key with a bad KEK = %d %q, want a usage error", code, errOut)
+	}
+}

@@ -51,6 +51,7 @@ func registry() []command {
 		{"registration officer add", "add a registration officer for the desk and the JSON API", runRegistrationOfficerAdd},
 		{"registration", "run the Registration Server: the registration desk and its JSON API", runRegistration},
 		{"idserver rp add", "register a relying party with the ID Server", runIDServerRPAdd},
+		{"idserver rotate-key", "make a new ID token signing key for the OpenID Connect provider", runIDServerRotateKey},
 		{"idserver", "run the ID Server: the Mobile-ID REST API for relying parties", runIDServer},
 		{"mssp", "run the Signature Server: ETSI TS 102 204 (SOAP 1.2 and JSON) with its Messaging Server", runMSSP},
 	}

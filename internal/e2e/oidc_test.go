@@ -403,6 +403,17 @@ func TestOIDC(t *testing.T) {
 		}
 	})
 
+	t.Run("prompt none", func(t *testing.T) {
+		c := browser(t)
+		c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+		resp, _ := get(t, c, rp.authURL(oauth2.SetAuthURLParam("prompt", "none")), nil)
+		loc, _ := url.Parse(resp.Header.Get("Location"))
+		if resp.StatusCode != http.StatusFound || loc == nil || loc.Query().Get("error") != "login_required" ||
+			loc.Query().Get("state") != rp.state || !strings.HasPrefix(loc.String(), rp.url+"/callback") {
+			t.Errorf("authorize with prompt=none = %d %s, want a redirect with login_required", resp.StatusCode, loc)
+		}
+	})
+
 	t.Run("wrong PKCE verifier", func(t *testing.T) {
 		c := browser(t)
 		authURL := rp.authURL()

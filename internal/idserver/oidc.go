@@ -244,6 +244,29 @@ func (c *errorCapture) Write(b []byte) (int, error) {
 	return c.ResponseWriter.Write(b)
 }
 
+// RotateOIDCSigningKey makes a new ID token signing key in db, sealed
+// under kek, and returns its key ID. Every node signs with it from its
+// next token on; the previous key stays in the JWKS. It refuses to add a
+// key when the current one does not open under kek, which would leave the
+// nodes with a key they cannot use.
+func RotateOIDCSigningKey(ctx context.Context, db *store.DB, kek [32]byte) (string, error) {
+	if err := migrateOIDC(ctx, db); err != nil {
+		return "", err
+	}
+	ks, err := newKeyStore(db, kek, func() int64 { return time.Now().UnixMicro() })
+	if err != nil {
+		return "", fmt.Errorf("idserver: %w", err)
+	}
+	if _, err := ks.current(ctx); err != nil && !errors.Is(err, errNoKey) {
+		return "", fmt.Errorf("idserver: rotate signing key: %w", err)
+	}
+	k, err := ks.rotate(ctx)
+	if err != nil {
+		return "", fmt.Errorf("idserver: rotate signing key: %w", err)
+	}
+	return k.id, nil
+}
+
 // RotateKey makes a new signing key the one ID tokens are signed with.
 // The previous one stays in the JWKS.
 func (o *OIDC) RotateKey(ctx context.Context) error {

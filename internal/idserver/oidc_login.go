@@ -44,6 +44,7 @@ const (
 	msgExpired    = "This login has expired or does not exist. Go back to the service you came from and start again."
 	msgBadPhone   = "Enter the phone number in international format, with + and the country code, e.g. +37200000766."
 	msgNoMobileID = "This phone number has no active Mobile ID."
+	msgBusy       = "The service is busy. Please try again in a moment."
 	msgInternal   = "The login could not be completed because of an error of the service. Please try again later."
 )
 
@@ -174,6 +175,13 @@ func (o *OIDC) serveLoginStart(w http.ResponseWriter, r *http.Request) {
 	if !rp.Allows(ServiceAuthentication) {
 		o.s.log.Warn("login for an RP without the authentication service", "rp", rp.ID, "client", a.ClientID)
 		o.errorPage(w, http.StatusForbidden, "This service may not use Mobile ID to log in.")
+		return
+	}
+	// The RP's rate limit counts the logins its users start as it counts
+	// its MID API requests: each sends an SMS.
+	if !o.s.rps.Allow(rp) {
+		p.Error = msgBusy
+		o.render(w, http.StatusTooManyRequests, "login", p)
 		return
 	}
 	person, err := o.s.dir.Find(ctx, p.Phone)

@@ -265,6 +265,12 @@ func (st *oidcStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequ
 	if req.ResponseType != oidc.ResponseTypeCode {
 		return nil, oidc.ErrUnauthorizedClient().WithDescription("only the authorization code flow is supported")
 	}
+	// There is no single sign-on session to reuse: every login asks the
+	// phone, so a login without a page cannot succeed. max_age is
+	// always met, since every login is fresh.
+	if slices.Contains(req.Prompt, oidc.PromptNone) {
+		return nil, oidc.ErrLoginRequired().WithDescription("every login confirms on the phone")
+	}
 	o := st.o
 	// Expired rows go here rather than in a timer: requests are what
 	// makes them.
