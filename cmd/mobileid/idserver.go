@@ -4,10 +4,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"log/slog"
-	"math/big"
 	"net"
 	"net/http"
 	"net/netip"
@@ -19,6 +17,7 @@ import (
 	"mobileid/internal/ca"
 	"mobileid/internal/idserver"
 	"mobileid/internal/registration"
+	"mobileid/internal/up"
 )
 
 // newUUID returns a random (version 4) UUID in lower case.
@@ -113,39 +112,6 @@ func runIDServerRPAdd(ctx context.Context, e *env, args []string) error {
 	return nil
 }
 
-// directory is the ID Server's directory over the Registration Server's
-// records and the CA's certificates.
-type directory struct {
-	rs *registration.Server
-	ca ca.Issuer
-}
-
-func (d *directory) Find(ctx context.Context, phone string) (*idserver.Person, error) {
-	m, err := d.rs.Lookup(ctx, phone)
-	if errors.Is(err, registration.ErrNotFound) {
-		return nil, idserver.ErrNotFound
-	}
-	if err != nil {
-		return nil, err
-	}
-	p := &idserver.Person{Country: m.Person.Country, NationalID: m.Person.NationalID, GivenNames: m.Person.GivenNames, Surname: m.Person.Surname}
-	for _, c := range []struct {
-		serial string
-		der    *[]byte
-	}{{m.AuthSerial, &p.AuthCert}, {m.SignSerial, &p.SignCert}} {
-		n, ok := new(big.Int).SetString(c.serial, 16)
-		if !ok {
-			return nil, fmt.Errorf("directory: %s: bad certificate serial %q", phone, c.serial)
-		}
-		cert, err := d.ca.Get(ctx, n)
-		if err != nil {
-			return nil, fmt.Errorf("directory: %s: %w", phone, err)
-		}
-		*c.der = cert.DER
-	}
-	return p, nil
-}
-
 func runIDServer(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, "idserver", "",
 		"Runs the ID Server: the Mobile-ID REST API (/mid-api/, compatible with SK ID Solutions' MID REST v5)\n"+
@@ -206,7 +172,7 @@ func runIDServer(ctx context.Context, e *env, args []string) error {
 	}
 	srv, err := idserver.New(idserver.Config{
 		APID: *apID, APPassword: apPwd, Roots: certPool(roots), Intermediates: certPool(chain),
-	}, db, rps, &directory{rs: reg, ca: issuer}, mssp, logger, time.Now)
+	}, db, rps, &up.Directory{RS: reg, CA: issuer}, mssp, logger, time.Now)
 	if err != nil {
 		return err
 	}

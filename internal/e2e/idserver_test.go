@@ -11,11 +11,9 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -23,47 +21,15 @@ import (
 	"testing"
 	"time"
 
-	"mobileid/internal/ca"
 	"mobileid/internal/etsi/etsiclient"
 	"mobileid/internal/handset"
 	"mobileid/internal/idserver"
 	"mobileid/internal/mssp"
 	"mobileid/internal/registration"
+	"mobileid/internal/up"
 	"mobileid/internal/vmac"
 )
 
-// rsDirectory is the ID Server's directory over a Registration Server and
-// the CA, as the wiring provides it.
-type rsDirectory struct {
-	rs *registration.Server
-	ca ca.Issuer
-}
-
-func (d *rsDirectory) Find(ctx context.Context, phone string) (*idserver.Person, error) {
-	m, err := d.rs.Lookup(ctx, phone)
-	if errors.Is(err, registration.ErrNotFound) {
-		return nil, idserver.ErrNotFound
-	}
-	if err != nil {
-		return nil, err
-	}
-	p := &idserver.Person{Country: m.Person.Country, NationalID: m.Person.NationalID, GivenNames: m.Person.GivenNames, Surname: m.Person.Surname}
-	for _, c := range []struct {
-		serial string
-		der    *[]byte
-	}{{m.AuthSerial, &p.AuthCert}, {m.SignSerial, &p.SignCert}} {
-		n, ok := new(big.Int).SetString(c.serial, 16)
-		if !ok {
-			return nil, fmt.Errorf("serial %q", c.serial)
-		}
-		cert, err := d.ca.Get(ctx, n)
-		if err != nil {
-			return nil, err
-		}
-		*c.der = cert.DER
-	}
-	return p, nil
-}
 
 // idServer is an ID Server on the platform, with a registered user and
 // two RPs.
@@ -119,7 +85,7 @@ func newIDServer(t *testing.T) *idServer {
 		Roots: pool(p.keys.Root), Intermediates: pool(p.keys.Issuing),
 		TimeOut: 10 * time.Second, PollInterval: 50 * time.Millisecond,
 		OCSPMaxAge: -1, // so that a suspension shows at once
-	}, p.db, x.rps, &rsDirectory{rs: x.rs.Server, ca: p.ca},
+	}, p.db, x.rps, &up.Directory{RS: x.rs.Server, CA: p.ca},
 		&etsiclient.Client{BaseURL: p.url, HTTP: p.httpClient(nil)}, logger, x.clock.now)
 	if err != nil {
 		t.Fatal(err)
@@ -460,7 +426,7 @@ func TestIDServer(t *testing.T) {
 // directoryCerts returns the registered user's certificates.
 func (x *idServer) directoryCerts(t *testing.T) (auth, sign *x509.Certificate) {
 	t.Helper()
-	p, err := (&rsDirectory{rs: x.rs.Server, ca: x.p.ca}).Find(context.Background(), x.msisdn)
+	p, err := (&up.Directory{RS: x.rs.Server, CA: x.p.ca}).Find(context.Background(), x.msisdn)
 	if err != nil {
 		t.Fatal(err)
 	}
