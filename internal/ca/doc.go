@@ -52,19 +52,18 @@
 //   - authentication ([ProfileAuthentication], card key 1): keyUsage
 //     digitalSignature, plus keyAgreement for an EC key; extKeyUsage
 //     clientAuth (1.3.6.1.5.5.7.3.2); policy
-//     2.25.317983536574021605302712018573614126536.1.1.
+//     1.3.6.1.4.1.32473.1.1.
 //   - signing ([ProfileSigning], card key 2): keyUsage contentCommitment
 //     (nonRepudiation) only; policy
-//     2.25.317983536574021605302712018573614126536.1.2; and the ETSI
+//     1.3.6.1.4.1.32473.1.2; and the ETSI
 //     EN 319 412-5 qcStatements extension (1.3.6.1.5.5.7.1.3) with
 //     QcCompliance (0.4.0.1862.1.1), QcSSCD (0.4.0.1862.1.4), QcType
 //     (0.4.0.1862.1.6) = id-etsi-qct-esign (0.4.0.1862.1.6.1) and QcPDS
 //     (0.4.0.1862.1.5) with Config.PDSURL in language "en".
 //
-// The policy OIDs are ours: 2.25 is the ITU-T arc for UUIDs, and
-// 317983536574021605302712018573614126536 is the UUID
-// ef3966c8-1d55-4549-9bf9-d267c6d815c8 as an integer ([PolicyArc]). They
-// differ by profile so that a relying party can tell from the policy which
+// The default policy OIDs lie under the documentation enterprise number of
+// RFC 5612 ([PolicyArc]), with small arcs that every relying party can
+// hold. They differ by profile so that a relying party can tell from the policy which
 // key produced a signature; Config can replace them.
 //
 // # Issuance

@@ -53,11 +53,18 @@ func (p Profile) keyRef() (vmac.KeyRef, bool) {
 	return 0, false
 }
 
-// PolicyArc is the OID arc of this project's certificate policies:
-// 2.25 followed by the UUID ef3966c8-1d55-4549-9bf9-d267c6d815c8 as an
-// integer (ITU-T X.667), which needs no registration and cannot collide.
-// Below it, .1.1 is the authentication policy and .1.2 the signing policy.
-const PolicyArc = "2.25.317983536574021605302712018573614126536"
+// PolicyArc is the OID arc of the default certificate policies: below the
+// private enterprise number that RFC 5612 sets aside for documentation,
+// as the default TSA policy is. Below it, .1.1 is the authentication
+// policy and .1.2 the signing policy. A deployment sets policies under its
+// own enterprise number (Config.AuthenticationPolicy, SigningPolicy).
+//
+// The arcs are small on purpose. An arc of 2.25 and a UUID would need no
+// registration, but its 128-bit number breaks relying parties that hold
+// arcs as JavaScript numbers or 64-bit integers: a MID client library in
+// the field re-encodes such a certificate to other bytes and then cannot
+// check who issued it.
+const PolicyArc = "1.3.6.1.4.1.32473"
 
 // Default certificate policies, used when Config leaves them unset. They
 // differ so that a relying party can tell from the policy alone which key
