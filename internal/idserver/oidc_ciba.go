@@ -123,16 +123,23 @@ func (o *OIDC) authenticateClient(r *http.Request) (*OIDCClient, *RP, *oauthErro
 	if id == "" || secret == "" {
 		return nil, nil, oauthErr(http.StatusUnauthorized, "invalid_client", "client authentication is required")
 	}
+	// RFC 6749 §5.2: a client that tried the Authorization header gets
+	// 401 with a Basic challenge; one that sent its secret in the form
+	// gets 400, as a challenge would invite a scheme it did not use.
+	failed := oauthErr(http.StatusBadRequest, "invalid_client", "client authentication failed")
+	if basic {
+		failed.status = http.StatusUnauthorized
+	}
 	c, rp, err := o.client(r.Context(), id)
 	if errors.Is(err, ErrUnknownClient) {
-		return nil, nil, oauthErr(http.StatusUnauthorized, "invalid_client", "client authentication failed")
+		return nil, nil, failed
 	}
 	if err != nil {
 		o.s.log.Error("CIBA: look up client", "err", err)
 		return nil, nil, errCIBAInternal
 	}
 	if !c.checkSecret(secret) {
-		return nil, nil, oauthErr(http.StatusUnauthorized, "invalid_client", "client authentication failed")
+		return nil, nil, failed
 	}
 	return c, rp, nil
 }
