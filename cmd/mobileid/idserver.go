@@ -37,9 +37,10 @@ func runIDServerRPAdd(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&f.dataDir, "data", "data", "data directory of the embedded database")
 	fs.StringVar(&f.dsn, "dsn", "", "database DSN (postgres://…); empty means SQLite in --data; $MOBILEID_DSN overrides it")
 	name := fs.String("name", "", "the relyingPartyName, shown on the phone")
-	services := fs.String("services", "certificate,authentication,signature", "allowed services, comma-separated")
+	services := fs.String("services", "certificate,authentication,signature", "allowed services, comma-separated: certificate, authentication, signature, etsi")
 	ips := fs.String("ips", "", "allowed client addresses, comma-separated CIDRs; empty means any")
 	rate := fs.Float64("rate", 0, "requests per second; 0 means unlimited")
+	apID := fs.String("ap-id", "", "the RP's AP_ID (a URI) in the ETSI pass-through; required with the etsi service, whose AP_PWD is the relyingPartyUUID")
 	confirmation := fs.String("confirmation", "", `text sent to the phone after a success, e.g. "You logged in to {{.RP}}"`)
 	clientID := fs.String("oidc-client-id", "", "also register the RP as this OpenID Connect client_id; its client secret is the relyingPartyUUID")
 	redirects := fs.String("redirect-uris", "", "the OpenID Connect client's redirect URIs, comma-separated")
@@ -68,7 +69,7 @@ func runIDServerRPAdd(ctx context.Context, e *env, args []string) error {
 	} else if *redirects != "" || *ciba {
 		return usagef("--redirect-uris and --ciba need --oidc-client-id")
 	}
-	rp := idserver.RP{Name: *name, RateLimit: *rate, Confirmation: *confirmation}
+	rp := idserver.RP{Name: *name, RateLimit: *rate, Confirmation: *confirmation, APID: *apID}
 	for _, s := range strings.Split(*services, ",") {
 		if s = strings.TrimSpace(s); s != "" {
 			rp.Services = append(rp.Services, idserver.Service(s))
@@ -106,6 +107,9 @@ func runIDServerRPAdd(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "added relying party %q\nrelyingPartyUUID: %s\n(shown once; give it to the relying party over a secure channel)\n", *name, uuid)
+	if rp.APID != "" {
+		fmt.Fprintf(e.stdout, "ETSI AP_ID: %s (AP_PWD: the relyingPartyUUID)\n", rp.APID)
+	}
 	if client != nil {
 		fmt.Fprintf(e.stdout, "OpenID Connect client_id: %s (client_secret: the relyingPartyUUID)\n", client.ID)
 	}
@@ -115,7 +119,8 @@ func runIDServerRPAdd(ctx context.Context, e *env, args []string) error {
 func runIDServer(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, "idserver", "",
 		"Runs the ID Server: the Mobile-ID REST API (/mid-api/, compatible with SK ID Solutions' MID REST v5)\n"+
-			"for relying parties. It asks the Signature Server over ETSI TS 102 204 as an AP, reads the\n"+
+			"for relying parties, and the ETSI TS 102 204 pass-through (/soap/services/, /rest/service/) for\n"+
+			"those with the etsi service. It asks the Signature Server over ETSI TS 102 204 as an AP, reads the\n"+
 			"Registration Server's directory from the shared database, and the certificates from the CA.")
 	var f registrationFlags
 	fs.StringVar(&f.dataDir, "data", "data", "data directory of the embedded database")
@@ -148,7 +153,9 @@ func runIDServer(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return usagef("--ca-chain: %v", err)
 	}
-	mssp, err := ms.client(time.Minute)
+	// A synch MSS_Signature passed through waits for the user for up to
+	// the MSSP's longest TimeOut, 600 s.
+	mssp, err := ms.client(11 * time.Minute)
 	if err != nil {
 		return err
 	}
@@ -182,6 +189,7 @@ func runIDServer(ctx context.Context, e *env, args []string) error {
 			return err
 		}
 	}
+	handler = mountETSI(srv.ETSIHandler(), handler)
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", *listen, err)
@@ -189,7 +197,8 @@ func runIDServer(ctx context.Context, e *env, args []string) error {
 	hs := newHTTPServer(handler)
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	logger.Info("ID Server up", "mid_api", "http://"+ln.Addr().String()+"/mid-api", "mssp", ms.url, "issuer", *issuerURL)
+	logger.Info("ID Server up", "mid_api", "http://"+ln.Addr().String()+"/mid-api", "etsi", "http://"+ln.Addr().String()+idserver.ETSIPathSignature,
+		"mssp", ms.url, "issuer", *issuerURL)
 	err = runUntilDone(ctx, []*http.Server{hs}, cancel,
 		func() error { return hs.Serve(ln) },
 		func() error { return srv.Run(rctx) })
@@ -198,6 +207,16 @@ func runIDServer(ctx context.Context, e *env, args []string) error {
 	}
 	logger.Info("ID Server stopped")
 	return nil
+}
+
+// mountETSI returns a handler that serves the ETSI pass-through on the
+// MSSP's paths and everything else with rest.
+func mountETSI(etsiAPI, rest http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/soap/services/", etsiAPI)
+	mux.Handle("/rest/service/", etsiAPI)
+	mux.Handle("/", rest)
+	return mux
 }
 
 // mountOIDC returns a handler that serves the OpenID provider of srv

@@ -1,5 +1,6 @@
 // This file is the registry of relying parties ([RPs]): the banks and other
-// services that call the MID REST API, with what each may do.
+// services that call the MID REST API or the ETSI pass-through, with what
+// each may do.
 
 package idserver
 
@@ -14,19 +15,22 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"net/url"
 	"regexp"
 	"slices"
 	"strings"
 	"sync"
 	"text/template"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"mobileid/internal/sms"
 	"mobileid/internal/store"
 )
 
-// Service is an operation of the MID REST API an RP may be allowed.
+// Service is an operation of the MID REST API, or the ETSI pass-through,
+// an RP may be allowed.
 type Service string
 
 // The services.
@@ -34,7 +38,15 @@ const (
 	ServiceCertificate    Service = "certificate"
 	ServiceAuthentication Service = "authentication"
 	ServiceSignature      Service = "signature"
+	// ServiceETSI is the ETSI TS 102 204 pass-through ([Server.ETSIHandler]):
+	// the RP is an AP of the ID Server, with its AP_ID and its UUID as
+	// AP_PWD.
+	ServiceETSI Service = "etsi"
 )
+
+// maxAPIDLen is the longest AP_ID in characters, FiCom's limit, which
+// the ETSI codec also enforces on requests.
+const maxAPIDLen = 128
 
 // maxRPNameLen is the longest RP name in characters. The name is shown on
 // the phone before the display text, and 32 characters keep the two
@@ -51,6 +63,8 @@ var (
 	ErrUnknownRP = errors.New("idserver: unknown relying party")
 	// ErrRPExists means an RP with that UUID is already registered.
 	ErrRPExists = errors.New("idserver: relying party already exists")
+	// ErrAPIDExists means another RP is registered with that AP_ID.
+	ErrAPIDExists = errors.New("idserver: AP_ID already in use by another relying party")
 )
 
 // uuidPattern is a lower-case UUID in the canonical 8-4-4-4-12 form, as
@@ -84,6 +98,10 @@ type RP struct {
 	// successful authentication or signature, e.g. "You logged in to
 	// {{.RP}}"; empty means none. See [ConfirmationData].
 	Confirmation string
+	// APID is the RP's AP_ID in the ETSI pass-through: an absolute URI,
+	// unique among RPs. It is required with ServiceETSI and must be empty
+	// without it.
+	APID string
 	// CreatedAt is when the RP was added; Add ignores it.
 	CreatedAt time.Time
 
@@ -192,10 +210,13 @@ func checkRP(c *RPConfig) error {
 	}
 	for _, s := range c.Services {
 		switch s {
-		case ServiceCertificate, ServiceAuthentication, ServiceSignature:
+		case ServiceCertificate, ServiceAuthentication, ServiceSignature, ServiceETSI:
 		default:
 			return fmt.Errorf("unknown service %q", s)
 		}
+	}
+	if err := checkAPID(c.APID, c.Allows(ServiceETSI)); err != nil {
+		return err
 	}
 	for _, p := range c.AllowedIPs {
 		if !p.IsValid() {
@@ -221,6 +242,29 @@ func checkRP(c *RPConfig) error {
 	return nil
 }
 
+// checkAPID checks an RP's AP_ID: an absolute URI of at most maxAPIDLen
+// characters without spaces, present exactly when the RP has the etsi
+// service, so that the pass-through never finds an RP that may not use it.
+func checkAPID(apID string, etsi bool) error {
+	switch {
+	case apID == "" && etsi:
+		return errors.New("the etsi service needs an AP_ID")
+	case apID == "":
+		return nil
+	case !etsi:
+		return errors.New("an AP_ID is only for an RP with the etsi service")
+	case utf8.RuneCountInString(apID) > maxAPIDLen || !utf8.ValidString(apID):
+		return fmt.Errorf("the AP_ID must be at most %d characters of UTF-8", maxAPIDLen)
+	case strings.ContainsFunc(apID, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }):
+		return errors.New("the AP_ID must not contain spaces or control characters")
+	}
+	u, err := url.Parse(apID)
+	if err != nil || u.Scheme == "" || (u.Host == "" && u.Opaque == "" && u.Path == "") {
+		return fmt.Errorf("the AP_ID %q is not an absolute URI such as http://bank.example/mid", apID)
+	}
+	return nil
+}
+
 // Add registers an RP.
 func (r *RPs) Add(ctx context.Context, c RPConfig) error {
 	if err := checkRP(&c); err != nil {
@@ -235,10 +279,18 @@ func (r *RPs) Add(ctx context.Context, c RPConfig) error {
 		ips[i] = p.Masked().String()
 	}
 	ipsJSON, _ := json.Marshal(ips)
-	_, err := r.db.ExecContext(ctx, `INSERT INTO idserver_rps (rp_key, name, services, allowed_ips, rate_limit, burst, confirmation, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-		uuidKey(c.UUID), c.Name, string(services), string(ipsJSON), c.RateLimit, c.Burst, c.Confirmation, r.now().UnixMicro())
+	_, err := r.db.ExecContext(ctx, `INSERT INTO idserver_rps (rp_key, name, services, allowed_ips, rate_limit, burst, confirmation, created_at, ap_id)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+		uuidKey(c.UUID), c.Name, string(services), string(ipsJSON), c.RateLimit, c.Burst, c.Confirmation, r.now().UnixMicro(), c.APID)
 	if store.IsUniqueViolation(err) {
+		// Two unique keys: say which one was taken.
+		if c.APID != "" {
+			var n int
+			qerr := r.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM idserver_rps WHERE ap_id = $1`, c.APID).Scan(&n)
+			if qerr == nil && n > 0 {
+				return fmt.Errorf("idserver: add relying party %q: %w", c.Name, ErrAPIDExists)
+			}
+		}
 		return fmt.Errorf("idserver: add relying party %q: %w", c.Name, ErrRPExists)
 	}
 	if err != nil {
@@ -247,7 +299,7 @@ func (r *RPs) Add(ctx context.Context, c RPConfig) error {
 	return nil
 }
 
-const rpColumns = `rp_key, name, services, allowed_ips, rate_limit, burst, confirmation, created_at`
+const rpColumns = `rp_key, name, services, allowed_ips, rate_limit, burst, confirmation, created_at, ap_id`
 
 // Get returns the RP whose UUID is uuid, or ErrUnknownRP.
 func (r *RPs) Get(ctx context.Context, uuid string) (*RP, error) {
@@ -266,6 +318,34 @@ func (r *RPs) Get(ctx context.Context, uuid string) (*RP, error) {
 	}
 	return rp, nil
 }
+
+// GetAP returns the RP whose AP_ID is apID and whose UUID is password, the
+// credentials of the ETSI pass-through, or ErrUnknownRP when either is
+// wrong. As in Get, the comparison that decides is a constant-time one of
+// the UUID's hash.
+func (r *RPs) GetAP(ctx context.Context, apID, password string) (*RP, error) {
+	key := uuidKey(password)
+	if apID == "" {
+		return nil, ErrUnknownRP
+	}
+	rp, err := scanRP(r.db.QueryRowContext(ctx, `SELECT `+rpColumns+` FROM idserver_rps WHERE ap_id = $1`, apID))
+	if errors.Is(err, sql.ErrNoRows) {
+		// The same comparison as for a known AP_ID, so that the time
+		// taken tells less about which AP_IDs exist.
+		subtle.ConstantTimeCompare([]byte(key), []byte(unknownAPKey))
+		return nil, ErrUnknownRP
+	}
+	if err != nil {
+		return nil, fmt.Errorf("idserver: look up relying party by AP_ID: %w", err)
+	}
+	if subtle.ConstantTimeCompare([]byte(rp.key), []byte(key)) != 1 {
+		return nil, ErrUnknownRP
+	}
+	return rp, nil
+}
+
+// unknownAPKey is compared with when no RP has the AP_ID asked for.
+var unknownAPKey = uuidKey("00000000-0000-0000-0000-000000000000")
 
 // byKey returns the RP with the given key, for sessions that name it.
 func (r *RPs) byKey(ctx context.Context, key string) (*RP, error) {
@@ -309,7 +389,7 @@ func scanRP(row scanner) (*RP, error) {
 		burst, created      int64
 		confirmation, sname string
 	)
-	if err := row.Scan(&rp.key, &sname, &services, &ips, &rp.RateLimit, &burst, &confirmation, &created); err != nil {
+	if err := row.Scan(&rp.key, &sname, &services, &ips, &rp.RateLimit, &burst, &confirmation, &created, &rp.APID); err != nil {
 		return nil, err
 	}
 	rp.Name, rp.Burst, rp.Confirmation, rp.CreatedAt = sname, int(burst), confirmation, time.UnixMicro(created)

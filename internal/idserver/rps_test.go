@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -102,6 +103,13 @@ func TestRPConfigChecks(t *testing.T) {
 		{"negative rate", func(c *RPConfig) { c.RateLimit = -1 }},
 		{"bad template", func(c *RPConfig) { c.Confirmation = "Hello {{.RP" }},
 		{"unknown field", func(c *RPConfig) { c.Confirmation = "Hello {{.User}}" }},
+		{"etsi without AP_ID", func(c *RPConfig) { c.Services = []Service{ServiceETSI} }},
+		{"AP_ID without etsi", func(c *RPConfig) { c.APID = "http://bank.example/etsi" }},
+		{"relative AP_ID", func(c *RPConfig) { c.Services, c.APID = []Service{ServiceETSI}, "bank/etsi" }},
+		{"AP_ID with a space", func(c *RPConfig) { c.Services, c.APID = []Service{ServiceETSI}, "http://bank.example/e tsi" }},
+		{"long AP_ID", func(c *RPConfig) {
+			c.Services, c.APID = []Service{ServiceETSI}, "http://bank.example/"+strings.Repeat("x", 110)
+		}},
 	}
 	for _, c := range cases {
 		cfg := good()
@@ -114,6 +122,59 @@ func TestRPConfigChecks(t *testing.T) {
 	if err := checkRP(&cfg); err != nil {
 		t.Errorf("checkRP(good) = %v", err)
 	}
+	for _, apID := range []string{"http://bank.example/etsi", "urn:example:bank", "https://bank.example"} {
+		cfg := good()
+		cfg.Services, cfg.APID = []Service{ServiceCertificate, ServiceETSI}, apID
+		if err := checkRP(&cfg); err != nil {
+			t.Errorf("checkRP with AP_ID %q = %v", apID, err)
+		}
+	}
+}
+
+// TestRPsAP registers RPs with AP_IDs and finds them by AP_ID and UUID.
+func TestRPsAP(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		rps, err := NewRPs(db, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		const other = "0f6a0c5e-2b1d-4c8e-9d3a-7e5b4a1c2d3e"
+		bank := RPConfig{UUID: testUUID, RP: RP{Name: "Demo Bank", Services: []Service{ServiceETSI}, APID: "http://bank.example/etsi"}}
+		if err := rps.Add(ctx, bank); err != nil {
+			t.Fatalf("Add: %v", err)
+		}
+		// RPs without the etsi service share the empty AP_ID.
+		for _, u := range []string{other, "1f4e2a9b-3c5d-4e6f-8a7b-9c0d1e2f3a4b"} {
+			if err := rps.Add(ctx, RPConfig{UUID: u, RP: RP{Name: "Shop", Services: []Service{ServiceAuthentication}}}); err != nil {
+				t.Fatalf("Add without AP_ID: %v", err)
+			}
+		}
+		taken := RPConfig{UUID: "5a6b7c8d-9e0f-4a1b-8c2d-3e4f5a6b7c8d", RP: RP{Name: "Copy", Services: []Service{ServiceETSI}, APID: bank.APID}}
+		if err := rps.Add(ctx, taken); !errors.Is(err, ErrAPIDExists) {
+			t.Errorf("Add with a taken AP_ID = %v, want ErrAPIDExists", err)
+		}
+		again := bank
+		again.APID = "http://bank.example/etsi2"
+		if err := rps.Add(ctx, again); !errors.Is(err, ErrRPExists) {
+			t.Errorf("Add with a taken UUID = %v, want ErrRPExists", err)
+		}
+		got, err := rps.GetAP(ctx, bank.APID, testUUID)
+		if err != nil || got.Name != "Demo Bank" || got.APID != bank.APID || got.ID != uuidKey(testUUID)[:16] {
+			t.Fatalf("GetAP = %+v, %v", got, err)
+		}
+		if g, err := rps.Get(ctx, testUUID); err != nil || g.APID != bank.APID {
+			t.Errorf("Get = %+v, %v, want the AP_ID", g, err)
+		}
+		for _, c := range []struct{ apID, pwd string }{
+			{bank.APID, other}, {bank.APID, strings.ToUpper(testUUID)}, {bank.APID, ""},
+			{"http://nobody.example", testUUID}, {"", other}, {"", testUUID},
+		} {
+			if rp, err := rps.GetAP(ctx, c.apID, c.pwd); !errors.Is(err, ErrUnknownRP) {
+				t.Errorf("GetAP(%q, %q) = %+v, %v, want ErrUnknownRP", c.apID, c.pwd, rp, err)
+			}
+		}
+	})
 }
 
 func TestRPConfigRedactsUUID(t *testing.T) {
