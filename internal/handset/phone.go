@@ -98,6 +98,9 @@ type PhoneState struct {
 	Counters  Counters
 	LastError string
 	HasPUK    bool
+	// Note is what the operator of the simulation wrote on the phone,
+	// e.g. whose it is in a demo.
+	Note string
 }
 
 // Phone is one handset: a number, a SIM, a screen with keys, a text
@@ -133,6 +136,7 @@ type Phone struct {
 	concatRef   byte // reference of the next concatenated response
 	counters    Counters
 	lastErr     string
+	note        string
 }
 
 func newPhone(n *Network, c *sim.Card, state *stateFile, puk string) *Phone {
@@ -223,6 +227,15 @@ func (p *Phone) Behaviour() Behaviour {
 	return p.behaviour
 }
 
+// SetNote writes a note on the phone that the console shows, such as
+// whose phone it is in a demo. It is not kept across restarts.
+func (p *Phone) SetNote(note string) {
+	p.mu.Lock()
+	p.note = note
+	p.mu.Unlock()
+	p.changed()
+}
+
 // SetPINs sets the PINs the scripted user chooses at registration and
 // enters afterwards. They must be what the card accepts: 4–8 digits for
 // PIN1, 5–8 for PIN2.
@@ -255,7 +268,7 @@ func (p *Phone) State() PhoneState {
 		Behaviour: p.behaviour, Effective: p.n.effective(p.behaviour),
 		Screen: p.screen, Inbox: append([]TextMessage(nil), p.inbox...),
 		Card: st, Sessions: p.sessions, Counters: p.counters, LastError: p.lastErr,
-		HasPUK: p.puk != "",
+		HasPUK: p.puk != "", Note: p.note,
 	}
 }
 
