@@ -30,7 +30,6 @@ import (
 	"mobileid/internal/vmac"
 )
 
-
 // idServer is an ID Server on the platform, with a registered user and
 // two RPs.
 type idServer struct {
