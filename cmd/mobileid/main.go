@@ -141,10 +141,12 @@ func printHelp(w io.Writer, cmds []command) {
 }
 
 // newFlags returns a flag set that reports errors instead of exiting. Its
-// Usage prints the command's help to stderr.
+// Usage prints the command's help to stderr. Every command takes
+// --config, a file of flag values (see applyConfig).
 func newFlags(e *env, name, args, summary string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
+	fs.String(configFlag, "", "file of flag values, one `name = value` per line; flags given on the command line win")
 	fs.Usage = func() {
 		fmt.Fprintf(e.stderr, "Usage: mobileid %s [flags] %s\n\n%s\n\nFlags:\n", name, args, summary)
 		fs.PrintDefaults()
@@ -172,6 +174,9 @@ func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
 		}
 		args = fs.Args()
 		if len(args) == 0 {
+			if err := applyConfig(fs); err != nil {
+				return nil, err
+			}
 			return pos, nil
 		}
 		if args[0] == "--" {
