@@ -19,12 +19,12 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"mobileid/internal/ca"
 	"mobileid/internal/ocsp"
 	"mobileid/internal/store"
 	"mobileid/internal/tsa"
+	"mobileid/internal/up"
 )
 
 // defaultTSAPolicy is the TSA policy OID when none is configured: an arc
@@ -204,7 +204,7 @@ func runCA(ctx context.Context, e *env, args []string) error {
 		return usagef("--tsa-policy: %v", err)
 	}
 	logger := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	reg := prometheus.NewRegistry()
+	reg := up.NewRegistry()
 	c, keys, db, err := f.open(ctx, e, logger, reg)
 	if err != nil {
 		return err
@@ -227,7 +227,6 @@ func runCA(ctx context.Context, e *env, args []string) error {
 	pub.Handle("/tsa", stamper)
 	priv := http.NewServeMux()
 	priv.Handle("/ca/", c.Handler())
-	priv.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 
 	pl, err := net.Listen("tcp", *public)
 	if err != nil {
@@ -238,7 +237,8 @@ func runCA(ctx context.Context, e *env, args []string) error {
 		pl.Close()
 		return fmt.Errorf("listen on %s: %w", *internal, err)
 	}
-	ps, is := newHTTPServer(pub), newHTTPServer(priv)
+	// Metrics only on the internal listener; health on both.
+	ps, is := newHTTPServer(up.WithHealth(pub, nil, up.Always)), newHTTPServer(up.WithHealth(priv, reg, up.Always))
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	// Revocations by `mobileid ca revoke` or other CA nodes reach this

@@ -146,7 +146,7 @@ func printHelp(w io.Writer, cmds []command) {
 func newFlags(e *env, name, args, summary string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
-	fs.String(configFlag, "", "file of flag values, one `name = value` per line; flags given on the command line win")
+	fs.String(configFlag, "", "file of flag values, one name = value per line; flags given on the command line win")
 	fs.Usage = func() {
 		fmt.Fprintf(e.stderr, "Usage: mobileid %s [flags] %s\n\n%s\n\nFlags:\n", name, args, summary)
 		fs.PrintDefaults()

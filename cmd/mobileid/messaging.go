@@ -7,15 +7,14 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"strings"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-
 	"mobileid/internal/messaging"
 	"mobileid/internal/store"
+	"mobileid/internal/up"
 )
 
 func runMessaging(ctx context.Context, e *env, args []string) error {
@@ -58,7 +57,7 @@ func runMessaging(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer db.Close()
-	reg := prometheus.NewRegistry()
+	reg := up.NewRegistry()
 	srv, err := messaging.New(cfg, db, logHandler{logger}, logger, reg, time.Now)
 	if err != nil {
 		return err
@@ -68,7 +67,7 @@ func runMessaging(ctx context.Context, e *env, args []string) error {
 		if err != nil {
 			return fmt.Errorf("listen for metrics: %w", err)
 		}
-		hs := newHTTPServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		hs := newHTTPServer(up.WithHealth(http.NotFoundHandler(), reg, up.Always))
 		go hs.Serve(ln)
 		defer hs.Close()
 	}

@@ -27,12 +27,12 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"mobileid/internal/messaging"
 	"mobileid/internal/mssp"
 	"mobileid/internal/simbatch"
 	"mobileid/internal/store"
+	"mobileid/internal/up"
 )
 
 // msspGCPercent is the MSSP's garbage collector target. Each transaction
@@ -412,7 +412,7 @@ func runMSSP(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer db.Close()
-	reg := prometheus.NewRegistry()
+	reg := up.NewRegistry()
 	srv, err := newMSSPStack(ctx, cfg, mcfg, db, kek, logger, audit, reg)
 	if err != nil {
 		return err
@@ -425,7 +425,8 @@ func runMSSP(ctx context.Context, e *env, args []string) error {
 		return fmt.Errorf("listen on %s: %w", *listen, err)
 	}
 	api := mssp.NewServer(srv.engine, srv.aps, srv.users, logger, *base)
-	hs := newHTTPServer(api.Handler())
+	// The APs' port answers health checks; metrics are on --metrics.
+	hs := newHTTPServer(up.WithHealth(api.Handler(), nil, up.Always))
 	hs.TLSConfig = tlsCfg
 	servers := []*http.Server{hs}
 	rctx, cancel := context.WithCancel(ctx)
@@ -442,7 +443,7 @@ func runMSSP(ctx context.Context, e *env, args []string) error {
 			ln.Close()
 			return fmt.Errorf("listen for metrics: %w", err)
 		}
-		ms := newHTTPServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		ms := newHTTPServer(up.WithHealth(http.NotFoundHandler(), reg, up.Always))
 		servers = append(servers, ms)
 		fns = append(fns, func() error { return ms.Serve(ml) })
 	}

@@ -12,13 +12,11 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-
 	"mobileid/internal/handset"
 	"mobileid/internal/simbatch"
 	"mobileid/internal/simfactory"
 	"mobileid/internal/smsc"
+	"mobileid/internal/up"
 )
 
 func runNetwork(ctx context.Context, e *env, args []string) error {
@@ -68,7 +66,7 @@ func runNetwork(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer phones.Close()
-	reg := prometheus.NewRegistry()
+	reg := up.NewRegistry()
 	sc, err := smsc.New(smsc.Config{
 		Accounts: []smsc.Account{acct},
 		Faults:   smsc.Faults{LossPercent: *loss, DuplicatePercent: *dup, Latency: *latency, Jitter: *jitter},
@@ -89,9 +87,8 @@ func runNetwork(ctx context.Context, e *env, args []string) error {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/phones/", http.StripPrefix("/phones", phones.Handler()))
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.Handle("GET /{$}", http.RedirectHandler("/phones/", http.StatusFound))
-	hs := newHTTPServer(mux)
+	hs := newHTTPServer(up.WithHealth(mux, reg, up.Always))
 	logger.Info("network up", "smpp", ln.Addr().String(), "console", "http://"+hl.Addr().String()+"/phones/",
 		"phones", len(phones.Phones()), "system_id", acct.SystemID)
 	err = runUntilDone(ctx, []*http.Server{hs}, func() { sc.Close() },

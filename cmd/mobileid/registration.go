@@ -23,6 +23,7 @@ import (
 	"mobileid/internal/etsi/etsiclient"
 	"mobileid/internal/registration"
 	"mobileid/internal/store"
+	"mobileid/internal/up"
 )
 
 // registrationFlags are the flags the registration commands share.
@@ -129,7 +130,7 @@ func runRegistration(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", *listen, err)
 	}
-	hs := newHTTPServer(mux)
+	hs := newHTTPServer(up.WithHealth(mux, up.NewRegistry(), up.Always))
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	logger.Info("registration up", "desk", "http://"+ln.Addr().String()+"/desk/", "mssp", ms.url, "ca", *caURL)

@@ -98,11 +98,22 @@ func writeSelfSigned(certFile, keyFile, addr string) error {
 	return os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
 }
 
-// withHealth adds what every part serves for operations: /healthz (the
-// process answers), /readyz (the system has started) and /metrics (the
-// part's registry, with the Go runtime's and the process's collectors).
-func withHealth(h http.Handler, reg *prometheus.Registry, ready func() bool) http.Handler {
+// NewRegistry returns a Prometheus registry with the Go runtime's and the
+// process's collectors, for a part's own metrics.
+func NewRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
+
+// Always is a readiness that is always true, for a role that is ready as
+// soon as it serves.
+func Always() bool { return true }
+
+// WithHealth adds what every part serves for operations: /healthz (the
+// process answers), /readyz (ready reports that the part can do its work)
+// and, when reg is not nil, /metrics.
+func WithHealth(h http.Handler, reg prometheus.Gatherer, ready func() bool) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/", h)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -118,6 +129,8 @@ func withHealth(h http.Handler, reg *prometheus.Registry, ready func() bool) htt
 		}
 		fmt.Fprintln(w, "ready")
 	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	if reg != nil {
+		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	}
 	return mux
 }

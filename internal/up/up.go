@@ -17,8 +17,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"mobileid/internal/ca"
 	"mobileid/internal/etsi/etsiclient"
 	"mobileid/internal/handset"
@@ -317,7 +315,7 @@ func (s *System) start(ctx context.Context, lns []listener) error {
 	s.cancel = cancel
 
 	// The CA, its OCSP responder and TSA.
-	caReg := prometheus.NewRegistry()
+	caReg := NewRegistry()
 	c, err := ca.New(ca.Config{BaseURL: s.URLs.CA, TrustedVendorRoots: certPool(vendor...)}, keys, s.db, log, audit, caReg, now)
 	if err != nil {
 		return fmt.Errorf("CA: %w", err)
@@ -337,7 +335,7 @@ func (s *System) start(ctx context.Context, lns []listener) error {
 	caMux.Handle("/ocsp", responder)
 	caMux.Handle("/ocsp/", http.StripPrefix("/ocsp", responder))
 	caMux.Handle("/tsa", stamper)
-	s.serve(caLn, withHealth(caMux, caReg, s.isReady), nil)
+	s.serve(caLn, WithHealth(caMux, caReg, s.isReady), nil)
 	s.goRun("CA", func() error { return c.Run(run) })
 
 	// The simulated network: the phones and the SMSC.
@@ -347,7 +345,7 @@ func (s *System) start(ctx context.Context, lns []listener) error {
 		return fmt.Errorf("phones: %w", err)
 	}
 	s.Phones = phones
-	netReg := prometheus.NewRegistry()
+	netReg := NewRegistry()
 	s.sc, err = smsc.New(smsc.Config{Accounts: []smsc.Account{{SystemID: smscSystemID, Password: sec.SMSCPassword, Addresses: []string{serviceNumber}}}}, phones, log, netReg)
 	if err != nil {
 		return fmt.Errorf("SMSC: %w", err)
@@ -357,10 +355,10 @@ func (s *System) start(ctx context.Context, lns []listener) error {
 	phoneMux := http.NewServeMux()
 	phoneMux.Handle("/phones/", http.StripPrefix("/phones", phones.Handler()))
 	phoneMux.Handle("GET /{$}", http.RedirectHandler("/phones/", http.StatusFound))
-	s.serve(phonesLn, withHealth(phoneMux, netReg, s.isReady), nil)
+	s.serve(phonesLn, WithHealth(phoneMux, netReg, s.isReady), nil)
 
 	// The MSSP and its Messaging Server, with the batch's SIMs.
-	msspReg := prometheus.NewRegistry()
+	msspReg := NewRegistry()
 	sims, err := mssp.NewSIMs(s.db, key(sec.MSSPKEK), now)
 	if err != nil {
 		return fmt.Errorf("MSSP: %w", err)
@@ -419,7 +417,7 @@ func (s *System) start(ctx context.Context, lns []listener) error {
 	api := mssp.NewServer(engine, aps, users, log, s.URLs.MSSP)
 	msspMux := http.NewServeMux()
 	msspMux.Handle("/", api.Handler())
-	s.serve(msspLn, withHealth(msspMux, msspReg, s.isReady), &tls.Config{
+	s.serve(msspLn, WithHealth(msspMux, msspReg, s.isReady), &tls.Config{
 		Certificates: []tls.Certificate{tlsCert}, MinVersion: tls.VersionTLS12, ClientAuth: tls.RequestClientCert,
 	})
 	s.goRun("MSSP", func() error { return engine.Run(run) })
@@ -453,7 +451,7 @@ func (s *System) start(ctx context.Context, lns []listener) error {
 	regMux.Handle("/api/v1/", rs.APIHandler())
 	regMux.Handle("/desk/", http.StripPrefix("/desk", rs.DeskHandler()))
 	regMux.Handle("GET /{$}", http.RedirectHandler("/desk/", http.StatusFound))
-	s.serve(regLn, withHealth(regMux, prometheus.NewRegistry(), s.isReady), nil)
+	s.serve(regLn, WithHealth(regMux, NewRegistry(), s.isReady), nil)
 	s.goRun("registration", func() error { return rs.Run(run) })
 
 	// The ID Server and its OpenID provider, with the demo bank as a
@@ -483,11 +481,11 @@ func (s *System) start(ctx context.Context, lns []listener) error {
 	idMux.Handle("/soap/services/", ids.ETSIHandler())
 	idMux.Handle("/rest/service/", ids.ETSIHandler())
 	idMux.Handle("/", provider.Handler())
-	s.serve(idLn, withHealth(idMux, prometheus.NewRegistry(), s.isReady), nil)
+	s.serve(idLn, WithHealth(idMux, NewRegistry(), s.isReady), nil)
 	s.goRun("ID Server", func() error { return ids.Run(run) })
 
 	// The landing page.
-	s.serve(consoleLn, withHealth(s.landing(), prometheus.NewRegistry(), s.isReady), nil)
+	s.serve(consoleLn, WithHealth(s.landing(), NewRegistry(), s.isReady), nil)
 
 	// The demo people, registered through the real flow.
 	if err := s.registerDemoPeople(ctx, rs, phones, pins); err != nil {
