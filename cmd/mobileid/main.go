@@ -54,6 +54,7 @@ func registry() []command {
 		{"idserver rp add", "register a relying party with the ID Server", runIDServerRPAdd},
 		{"idserver rotate-key", "make a new ID token signing key for the OpenID Connect provider", runIDServerRotateKey},
 		{"idserver", "run the ID Server: the Mobile-ID REST API for relying parties", runIDServer},
+		{"bank", "run the demo bank: a relying party that logs in and signs payments with Mobile ID", runBank},
 		{"mssp", "run the Signature Server: ETSI TS 102 204 (SOAP 1.2 and JSON) with its Messaging Server", runMSSP},
 	}
 }

@@ -123,3 +123,31 @@ func TestIDServerUsesOnlyETSI(t *testing.T) {
 	}
 	t.Fatal("mobileid/internal/idserver not found")
 }
+
+// TestBankIsAnOrdinaryRP checks that the demo bank reaches the platform
+// only over the ID Server's public HTTP APIs, as any bank would: of the
+// project's packages it may use only the store for its own tables and the
+// consoles' shared web assets (and what those two use).
+func TestBankIsAnOrdinaryRP(t *testing.T) {
+	pkgs := listPackages(t)
+	allowed := map[string]bool{"mobileid/internal/store": true, "mobileid/internal/webassets": true}
+	for _, p := range pkgs {
+		if allowed[p.ImportPath] {
+			for _, d := range p.Deps {
+				allowed[d] = true
+			}
+		}
+	}
+	for _, p := range pkgs {
+		if p.ImportPath != "mobileid/internal/bank" {
+			continue
+		}
+		for _, d := range p.Deps {
+			if strings.HasPrefix(d, "mobileid/") && !allowed[d] {
+				t.Errorf("%s depends on %s", p.ImportPath, d)
+			}
+		}
+		return
+	}
+	t.Fatal("mobileid/internal/bank not found")
+}
