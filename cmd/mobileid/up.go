@@ -28,6 +28,7 @@ func runUp(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&a.MSSP, "mssp", a.MSSP, "listen address of the Signature Server (HTTPS)")
 	fs.StringVar(&a.Registration, "registration", a.Registration, "listen address of the registration desk and API")
 	fs.StringVar(&a.IDServer, "idserver", a.IDServer, "listen address of the ID Server (MID REST API, OpenID Connect)")
+	fs.StringVar(&a.Bank, "bank", a.Bank, "listen address of the demo bank; on the first start it goes into the bank's OpenID Connect redirect URI")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -85,6 +86,7 @@ func printBanner(e *env, sys *up.System, took time.Duration, logFile string) {
 	w := e.stdout
 	fmt.Fprintf(w, "\nmobileid is up (%.1f s).\n\n", took.Seconds())
 	fmt.Fprintf(w, "  Start here        %s\n", u.Console)
+	fmt.Fprintf(w, "  Demo Bank         %s\n", u.Bank)
 	fmt.Fprintf(w, "  Phones            %s\n", u.Phones)
 	fmt.Fprintf(w, "  Registration desk %s  (officer / %s)\n", u.Desk, sys.OfficerPassword)
 	fmt.Fprintf(w, "  MID REST API      %s\n", u.MIDAPI)

@@ -20,7 +20,7 @@ func TestUpRefuses(t *testing.T) {
 	defer busy.Close()
 	free := func() []string {
 		return []string{"--console", "127.0.0.1:0", "--smpp", "127.0.0.1:0", "--phones", "127.0.0.1:0", "--ca", "127.0.0.1:0",
-			"--mssp", "127.0.0.1:0", "--registration", "127.0.0.1:0", "--idserver", "127.0.0.1:0"}
+			"--mssp", "127.0.0.1:0", "--registration", "127.0.0.1:0", "--idserver", "127.0.0.1:0", "--bank", "127.0.0.1:0"}
 	}
 	file := filepath.Join(t.TempDir(), "file")
 	os.WriteFile(file, nil, 0o600)
@@ -59,7 +59,7 @@ func TestUpRuns(t *testing.T) {
 		var errOut strings.Builder
 		done <- run(ctx, &env{stdout: pw, stderr: &errOut}, []string{"up", "--data", dir, "--sims", "4",
 			"--console", "127.0.0.1:0", "--smpp", "127.0.0.1:0", "--phones", "127.0.0.1:0", "--ca", "127.0.0.1:0",
-			"--mssp", "127.0.0.1:0", "--registration", "127.0.0.1:0", "--idserver", "127.0.0.1:0"})
+			"--mssp", "127.0.0.1:0", "--registration", "127.0.0.1:0", "--idserver", "127.0.0.1:0", "--bank", "127.0.0.1:0"})
 		pw.Close()
 	}()
 	var out strings.Builder

@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"mobileid/internal/bank"
 	"mobileid/internal/ca"
 	"mobileid/internal/etsi/etsiclient"
 	"mobileid/internal/handset"
@@ -61,6 +62,7 @@ type Addrs struct {
 	MSSP         string // ETSI TS 102 204 over HTTPS
 	Registration string // the registration desk and its API
 	IDServer     string // MID REST API and OpenID Connect
+	Bank         string // the demo bank
 }
 
 // DefaultAddrs are the addresses `mobileid up` listens on, the same as the
@@ -73,6 +75,7 @@ var DefaultAddrs = Addrs{
 	MSSP:         "127.0.0.1:8443",
 	Registration: "127.0.0.1:8084",
 	IDServer:     "127.0.0.1:8085",
+	Bank:         "127.0.0.1:8086",
 }
 
 // Identities and names of the embedded system.
@@ -93,7 +96,7 @@ var tsaPolicy = []int{1, 3, 6, 1, 4, 1, 32473, 1, 3161}
 
 // URLs are where a person finds the parts of a running system.
 type URLs struct {
-	Console, Phones, Desk, RegistrationAPI, CA, MSSP, MIDAPI, Issuer string
+	Console, Phones, Desk, RegistrationAPI, CA, MSSP, MIDAPI, Issuer, Bank string
 }
 
 // System is the platform running in this process. Stop it with Stop.
@@ -116,6 +119,7 @@ type System struct {
 	out     io.Writer
 	lock    *os.File
 	db      *store.DB
+	closers []func() error // run after the parts have stopped
 	sc      *smsc.SMSC
 	servers []*http.Server
 	cancel  context.CancelFunc
@@ -182,7 +186,7 @@ func fillAddrs(a *Addrs) {
 	}{
 		{&a.Console, DefaultAddrs.Console}, {&a.SMPP, DefaultAddrs.SMPP}, {&a.Phones, DefaultAddrs.Phones},
 		{&a.CA, DefaultAddrs.CA}, {&a.MSSP, DefaultAddrs.MSSP}, {&a.Registration, DefaultAddrs.Registration},
-		{&a.IDServer, DefaultAddrs.IDServer},
+		{&a.IDServer, DefaultAddrs.IDServer}, {&a.Bank, DefaultAddrs.Bank},
 	} {
 		if *f.v == "" {
 			*f.v = f.d
@@ -232,7 +236,7 @@ func listenAll(a Addrs) ([]listener, error) {
 		{name: "the console", addr: a.Console}, {name: "the SMSC (SMPP)", addr: a.SMPP},
 		{name: "the phone console", addr: a.Phones}, {name: "the CA", addr: a.CA},
 		{name: "the MSSP", addr: a.MSSP}, {name: "the Registration Server", addr: a.Registration},
-		{name: "the ID Server", addr: a.IDServer},
+		{name: "the ID Server", addr: a.IDServer}, {name: "the demo bank", addr: a.Bank},
 	}
 	for i := range lns {
 		ln, err := net.Listen("tcp", lns[i].addr)
@@ -266,12 +270,13 @@ func (s *System) start(ctx context.Context, lns []listener) error {
 		fmt.Fprintf(s.out, "First start: making the system in %s.\n", dir)
 	}
 	s.BankRPUUID, s.OfficerPassword = sec.BankRPUUID, sec.OfficerPassword
-	consoleLn, smppLn, phonesLn, caLn, msspLn, regLn, idLn := lns[0].ln, lns[1].ln, lns[2].ln, lns[3].ln, lns[4].ln, lns[5].ln, lns[6].ln
+	consoleLn, smppLn, phonesLn, caLn, msspLn, regLn, idLn, bankLn := lns[0].ln, lns[1].ln, lns[2].ln, lns[3].ln, lns[4].ln, lns[5].ln, lns[6].ln, lns[7].ln
 	s.URLs = URLs{
 		Console: httpURL("http", consoleLn) + "/", Phones: httpURL("http", phonesLn) + "/phones/",
 		Desk: httpURL("http", regLn) + "/desk/", RegistrationAPI: httpURL("http", regLn) + "/api/v1/",
 		CA: httpURL("http", caLn), MSSP: httpURL("https", msspLn),
 		MIDAPI: httpURL("http", idLn) + "/mid-api", Issuer: httpURL("http", idLn),
+		Bank: httpURL("http", bankLn),
 	}
 	now := time.Now
 	log, audit := s.log, s.log.With("log", "audit")
@@ -484,6 +489,23 @@ func (s *System) start(ctx context.Context, lns []listener) error {
 	s.serve(idLn, WithHealth(idMux, NewRegistry(), s.isReady), nil)
 	s.goRun("ID Server", func() error { return ids.Run(run) })
 
+	// The demo bank: a relying party of its own, with its own database,
+	// that reaches the ID Server over HTTP like any bank.
+	bankDB, err := store.Open(ctx, store.Config{DataDir: filepath.Join(dir, "bank")})
+	if err != nil {
+		return fmt.Errorf("demo bank: database: %w", err)
+	}
+	s.closers = append(s.closers, bankDB.Close)
+	bk, err := bank.New(bank.Config{
+		PublicURL: s.URLs.Bank, Issuer: s.URLs.Issuer, ClientID: bankClientID, ClientSecret: s.BankRPUUID,
+		MIDURL: s.URLs.MIDAPI, RPName: bankName, RPUUID: s.BankRPUUID,
+		Roots: certPool(keys.Root), Intermediates: certPool(keys.Issuing),
+	}, bankDB, log.With("role", "bank"), now)
+	if err != nil {
+		return fmt.Errorf("demo bank: %w", err)
+	}
+	s.serve(bankLn, WithHealth(bk.Handler(), NewRegistry(), s.isReady), nil)
+
 	// The landing page.
 	s.serve(consoleLn, WithHealth(s.landing(), NewRegistry(), s.isReady), nil)
 
@@ -507,7 +529,7 @@ func (s *System) demoRP(ctx context.Context, rps *idserver.RPs) error {
 		Name:         bankName,
 		Services:     []idserver.Service{idserver.ServiceCertificate, idserver.ServiceAuthentication, idserver.ServiceSignature},
 		Confirmation: "{{.RP}}: done. Thank you.",
-	}}, idserver.OIDCClient{ID: bankClientID, RedirectURIs: []string{"http://127.0.0.1:8086/callback"}, CIBA: true})
+	}}, idserver.OIDCClient{ID: bankClientID, RedirectURIs: []string{s.URLs.Bank + "/callback"}, CIBA: true})
 	if err != nil {
 		return fmt.Errorf("ID Server: demo relying party: %w", err)
 	}
@@ -580,6 +602,9 @@ func (s *System) Stop(ctx context.Context) error {
 		s.wg.Wait()
 		if s.Phones != nil {
 			s.Phones.Close()
+		}
+		for _, c := range s.closers {
+			c()
 		}
 		if s.db != nil {
 			err = s.db.Close()

@@ -21,7 +21,7 @@ import (
 // anyPorts listens on free loopback ports.
 var anyPorts = Addrs{
 	Console: "127.0.0.1:0", SMPP: "127.0.0.1:0", Phones: "127.0.0.1:0", CA: "127.0.0.1:0",
-	MSSP: "127.0.0.1:0", Registration: "127.0.0.1:0", IDServer: "127.0.0.1:0",
+	MSSP: "127.0.0.1:0", Registration: "127.0.0.1:0", IDServer: "127.0.0.1:0", Bank: "127.0.0.1:0",
 }
 
 func start(t *testing.T, cfg Config) *System {
@@ -46,7 +46,7 @@ func (s *System) addrs(t *testing.T) Addrs {
 	}
 	return Addrs{
 		Console: host(s.URLs.Console), Phones: host(s.URLs.Phones), CA: host(s.URLs.CA), MSSP: host(s.URLs.MSSP),
-		Registration: host(s.URLs.Desk), IDServer: host(s.URLs.Issuer), SMPP: "127.0.0.1:0",
+		Registration: host(s.URLs.Desk), IDServer: host(s.URLs.Issuer), Bank: host(s.URLs.Bank), SMPP: "127.0.0.1:0",
 	}
 }
 
@@ -115,7 +115,7 @@ func TestUp(t *testing.T) {
 			t.Errorf("phone %s shows %q, want the name and PINs", p.MSISDN, note)
 		}
 	}
-	for _, u := range []string{s.URLs.Console, s.URLs.Phones, s.URLs.Desk, s.URLs.Issuer + "/.well-known/openid-configuration", s.URLs.CA + "/ca/root.crt"} {
+	for _, u := range []string{s.URLs.Console, s.URLs.Phones, s.URLs.Desk, s.URLs.Issuer + "/.well-known/openid-configuration", s.URLs.CA + "/ca/root.crt", s.URLs.Bank + "/"} {
 		if code, _ := get(t, u); code != http.StatusOK {
 			t.Errorf("GET %s = %d, want 200", u, code)
 		}
@@ -130,6 +130,19 @@ func TestUp(t *testing.T) {
 	}
 	if _, page := get(t, s.URLs.Console); !strings.Contains(page, s.People[0].NationalID) || !strings.Contains(page, s.URLs.Desk) {
 		t.Errorf("landing page lacks the demo people or the desk URL:\n%s", page)
+	}
+
+	// The bank's login goes to the ID Server's authorization endpoint
+	// with its registered redirect URI.
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	if resp, err := noFollow.Get(s.URLs.Bank + "/login"); err != nil {
+		t.Fatal(err)
+	} else {
+		loc := resp.Header.Get("Location")
+		resp.Body.Close()
+		if !strings.HasPrefix(loc, s.URLs.Issuer+"/authorize") || !strings.Contains(loc, url.QueryEscape(s.URLs.Bank+"/callback")) {
+			t.Errorf("bank login = %d to %q, want the ID Server's /authorize", resp.StatusCode, loc)
+		}
 	}
 
 	// A person at the phone approves.
