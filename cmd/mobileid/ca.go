@@ -203,7 +203,7 @@ func runCA(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return usagef("--tsa-policy: %v", err)
 	}
-	logger := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	logger := roleLogger(e, "ca")
 	reg := up.NewRegistry()
 	c, keys, db, err := f.open(ctx, e, logger, reg)
 	if err != nil {

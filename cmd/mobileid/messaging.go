@@ -51,7 +51,7 @@ func runMessaging(ctx context.Context, e *env, args []string) error {
 	if len(cfg.Binds) == 0 {
 		return usagef("--smsc: want at least one address")
 	}
-	logger := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	logger := roleLogger(e, "messaging")
 	db, err := store.Open(ctx, store.Config{DSN: *dsn, DataDir: *dataDir})
 	if err != nil {
 		return err

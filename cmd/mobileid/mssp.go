@@ -405,7 +405,7 @@ func runMSSP(ctx context.Context, e *env, args []string) error {
 		tlsCfg.ClientCAs, tlsCfg.ClientAuth = certPool(cas), tls.VerifyClientCertIfGiven
 	}
 
-	logger := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	logger := roleLogger(e, "mssp")
 	audit := logger.With("log", "audit")
 	db, err := f.openDB(ctx)
 	if err != nil {

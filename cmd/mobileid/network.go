@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"math/big"
 	"net"
 	"net/http"
@@ -53,7 +52,7 @@ func runNetwork(ctx context.Context, e *env, args []string) error {
 	if *loss < 0 || *loss > 100 || *dup < 0 || *dup > 100 {
 		return usagef("--loss and --dup are percentages from 0 to 100")
 	}
-	logger := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	logger := roleLogger(e, "network")
 
 	if _, err := os.Stat(*sims); errors.Is(err, os.ErrNotExist) {
 		if err := makeBatch(ctx, *sims, *from, *create); err != nil {

@@ -105,7 +105,7 @@ func runRegistration(ctx context.Context, e *env, args []string) error {
 	}
 	issuer := &ca.Client{BaseURL: strings.TrimSuffix(*caURL, "/"), HTTP: &http.Client{Timeout: 30 * time.Second}}
 
-	logger := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	logger := roleLogger(e, "registration")
 	db, err := f.openDB(ctx)
 	if err != nil {
 		return err

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"net/http"
 	"time"
@@ -41,4 +42,10 @@ func runUntilDone(ctx context.Context, servers []*http.Server, stop func(), fns 
 		return err
 	}
 	return nil
+}
+
+// roleLogger returns a server role's logger: JSON lines on standard error,
+// from level info, each with the role's name, for a log collector to read.
+func roleLogger(e *env, role string) *slog.Logger {
+	return slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo})).With("role", role)
 }

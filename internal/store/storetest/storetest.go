@@ -93,3 +93,16 @@ func newSchema(t testing.TB, dsn string) string {
 	u.RawQuery = q.Encode()
 	return u.String()
 }
+
+// PostgresDSN returns the URL of an empty PostgreSQL schema of the test's
+// own, dropped when the test ends, for a test that starts processes which
+// open the database themselves. Without MOBILEID_TEST_POSTGRES the test is
+// skipped, or fails in CI.
+func PostgresDSN(t testing.TB) string {
+	t.Helper()
+	dsn := os.Getenv("MOBILEID_TEST_POSTGRES")
+	if dsn == "" {
+		testenv.SkipOrFail(t, "MOBILEID_TEST_POSTGRES is not set; source .ci/postgres.sh to test on PostgreSQL")
+	}
+	return newSchema(t, dsn)
+}
