@@ -65,7 +65,7 @@ func runBank(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", *listen, err)
 	}
-	hs := newHTTPServer(up.WithHealth(b.Handler(), up.NewRegistry(), up.Always))
+	hs := newHTTPServer(up.WithHealth(b.Handler(), up.NewRegistry(), up.Always), logger)
 	logger.Info("bank up", "url", *publicURL, "listen", ln.Addr().String(), "issuer", *issuer, "mid_api", *midAPI)
 	if err := runUntilDone(ctx, []*http.Server{hs}, nil, func() error { return hs.Serve(ln) }); err != nil {
 		return err

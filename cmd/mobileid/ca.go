@@ -238,7 +238,7 @@ func runCA(ctx context.Context, e *env, args []string) error {
 		return fmt.Errorf("listen on %s: %w", *internal, err)
 	}
 	// Metrics only on the internal listener; health on both.
-	ps, is := newHTTPServer(up.WithHealth(pub, nil, up.Always)), newHTTPServer(up.WithHealth(priv, reg, up.Always))
+	ps, is := newHTTPServer(up.WithHealth(pub, nil, up.Always), logger), newHTTPServer(up.WithHealth(priv, reg, up.Always), logger)
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	// Revocations by `mobileid ca revoke` or other CA nodes reach this

@@ -193,7 +193,7 @@ func runIDServer(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", *listen, err)
 	}
-	hs := newHTTPServer(up.WithHealth(handler, up.NewRegistry(), up.Always))
+	hs := newHTTPServer(up.WithHealth(handler, up.NewRegistry(), up.Always), logger)
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	logger.Info("ID Server up", "mid_api", "http://"+ln.Addr().String()+"/mid-api", "etsi", "http://"+ln.Addr().String()+idserver.ETSIPathSignature,

@@ -67,7 +67,7 @@ func runMessaging(ctx context.Context, e *env, args []string) error {
 		if err != nil {
 			return fmt.Errorf("listen for metrics: %w", err)
 		}
-		hs := newHTTPServer(up.WithHealth(http.NotFoundHandler(), reg, up.Always))
+		hs := newHTTPServer(up.WithHealth(http.NotFoundHandler(), reg, up.Always), logger)
 		go hs.Serve(ln)
 		defer hs.Close()
 	}

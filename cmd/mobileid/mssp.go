@@ -426,7 +426,7 @@ func runMSSP(ctx context.Context, e *env, args []string) error {
 	}
 	api := mssp.NewServer(srv.engine, srv.aps, srv.users, logger, *base)
 	// The APs' port answers health checks; metrics are on --metrics.
-	hs := newHTTPServer(up.WithHealth(api.Handler(), nil, up.Always))
+	hs := newHTTPServer(up.WithHealth(api.Handler(), nil, up.Always), logger)
 	hs.TLSConfig = tlsCfg
 	servers := []*http.Server{hs}
 	rctx, cancel := context.WithCancel(ctx)
@@ -443,7 +443,7 @@ func runMSSP(ctx context.Context, e *env, args []string) error {
 			ln.Close()
 			return fmt.Errorf("listen for metrics: %w", err)
 		}
-		ms := newHTTPServer(up.WithHealth(http.NotFoundHandler(), reg, up.Always))
+		ms := newHTTPServer(up.WithHealth(http.NotFoundHandler(), reg, up.Always), logger)
 		servers = append(servers, ms)
 		fns = append(fns, func() error { return ms.Serve(ml) })
 	}

@@ -87,7 +87,7 @@ func runNetwork(ctx context.Context, e *env, args []string) error {
 	mux := http.NewServeMux()
 	mux.Handle("/phones/", http.StripPrefix("/phones", phones.Handler()))
 	mux.Handle("GET /{$}", http.RedirectHandler("/phones/", http.StatusFound))
-	hs := newHTTPServer(up.WithHealth(mux, reg, up.Always))
+	hs := newHTTPServer(up.WithHealth(mux, reg, up.Always), logger)
 	logger.Info("network up", "smpp", ln.Addr().String(), "console", "http://"+hl.Addr().String()+"/phones/",
 		"phones", len(phones.Phones()), "system_id", acct.SystemID)
 	err = runUntilDone(ctx, []*http.Server{hs}, func() { sc.Close() },

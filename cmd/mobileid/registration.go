@@ -130,7 +130,7 @@ func runRegistration(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", *listen, err)
 	}
-	hs := newHTTPServer(up.WithHealth(mux, up.NewRegistry(), up.Always))
+	hs := newHTTPServer(up.WithHealth(mux, up.NewRegistry(), up.Always), logger)
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	logger.Info("registration up", "desk", "http://"+ln.Addr().String()+"/desk/", "mssp", ms.url, "ca", *caURL)

@@ -7,12 +7,16 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"mobileid/internal/up"
 )
 
-// newHTTPServer returns a server for h with the limits every role uses:
-// a client that is slow to send its headers cannot hold a connection.
-func newHTTPServer(h http.Handler) *http.Server {
-	return &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+// newHTTPServer returns a server for h with the limits every role uses
+// (a client that is slow to send its headers cannot hold a connection),
+// logging each request with its ID to logger.
+func newHTTPServer(h http.Handler, logger *slog.Logger) *http.Server {
+	return &http.Server{Handler: up.WithRequestLog(h, logger), ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
 }
 
 // runUntilDone runs each fn (a server's Serve loop, a background job) in

@@ -538,7 +538,7 @@ func (s *System) demoRP(ctx context.Context, rps *idserver.RPs) error {
 
 // serve serves h on ln (with TLS when cfg is not nil) until Stop.
 func (s *System) serve(ln net.Listener, h http.Handler, cfg *tls.Config) {
-	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+	hs := &http.Server{Handler: WithRequestLog(h, s.log), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
 	s.servers = append(s.servers, hs)
 	s.goRun("HTTP "+ln.Addr().String(), func() error {
