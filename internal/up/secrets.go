@@ -130,3 +130,26 @@ func (s *secrets) String() string { return "secrets{redacted}" }
 
 // GoString is String, for %#v.
 func (s *secrets) GoString() string { return s.String() }
+
+// Credentials are what a client of a running system needs from its data
+// directory: the desk officer's password and the demo bank's
+// relyingPartyUUID (also its AP_PWD in the ETSI pass-through).
+type Credentials struct {
+	OfficerPassword string
+	BankRPUUID      string
+}
+
+// ReadCredentials reads the credentials of the system whose data
+// directory is dir, without making anything.
+func ReadCredentials(dir string) (*Credentials, error) {
+	path := filepath.Join(dir, secretsFile)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read %s (is this the data directory of mobileid up?): %w", path, unwrapPath(err))
+	}
+	var s secrets
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("%s is not valid JSON: %v", path, err)
+	}
+	return &Credentials{OfficerPassword: s.OfficerPassword, BankRPUUID: s.BankRPUUID}, nil
+}

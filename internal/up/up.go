@@ -87,7 +87,10 @@ const (
 	firstMSISDN      = "+37250000001"
 	officerUser      = "officer"
 	bankClientID     = "demo-bank"
-	bankName         = "Demo Bank"
+	// BankAPID is the demo bank's AP_ID in the ID Server's ETSI
+	// pass-through; its AP_PWD is its relyingPartyUUID.
+	BankAPID = "http://mobileid.dev/demo-bank"
+	bankName = "Demo Bank"
 )
 
 // tsaPolicy is the default TSA policy, under the documentation enterprise
@@ -526,8 +529,10 @@ func (s *System) demoRP(ctx context.Context, rps *idserver.RPs) error {
 		return fmt.Errorf("ID Server: %w", err)
 	}
 	err := rps.AddWithOIDCClient(ctx, idserver.RPConfig{UUID: s.BankRPUUID, RP: idserver.RP{
-		Name:         bankName,
-		Services:     []idserver.Service{idserver.ServiceCertificate, idserver.ServiceAuthentication, idserver.ServiceSignature},
+		Name: bankName,
+		Services: []idserver.Service{idserver.ServiceCertificate, idserver.ServiceAuthentication, idserver.ServiceSignature,
+			idserver.ServiceETSI},
+		APID:         BankAPID,
 		Confirmation: "{{.RP}}: done. Thank you.",
 	}}, idserver.OIDCClient{ID: bankClientID, RedirectURIs: []string{s.URLs.Bank + "/callback"}, CIBA: true})
 	if err != nil {
