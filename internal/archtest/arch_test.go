@@ -151,3 +151,31 @@ func TestBankIsAnOrdinaryRP(t *testing.T) {
 	}
 	t.Fatal("mobileid/internal/bank not found")
 }
+
+// TestOpsReadsThroughItsInterfaces checks that the operations console
+// reaches the parts only through the interfaces it defines, which the
+// wiring implements: besides the codecs it decodes SMS with and the
+// shared web assets it depends on nothing of the platform, and only the
+// wiring depends on it.
+func TestOpsReadsThroughItsInterfaces(t *testing.T) {
+	allowed := []string{"mobileid/internal/ota", "mobileid/internal/sms", "mobileid/internal/webassets"}
+	users := []string{"mobileid/internal/ops", "mobileid/internal/up", "mobileid/cmd/mobileid"}
+	found := false
+	for _, p := range listPackages(t) {
+		if p.ImportPath == "mobileid/internal/ops" {
+			found = true
+			for _, d := range p.Deps {
+				if strings.HasPrefix(d, "mobileid/") && !slices.Contains(allowed, d) {
+					t.Errorf("%s depends on %s", p.ImportPath, d)
+				}
+			}
+			continue
+		}
+		if slices.Contains(p.Imports, "mobileid/internal/ops") && !slices.Contains(users, p.ImportPath) {
+			t.Errorf("%s imports the operations console; only the wiring should", p.ImportPath)
+		}
+	}
+	if !found {
+		t.Fatal("mobileid/internal/ops not found")
+	}
+}

@@ -14,6 +14,7 @@ import (
 type outItem struct {
 	pdu      smpp.PDU // Seq is set each time it is sent
 	expires  time.Time
+	taken    time.Time // when the SMSC took the MO in or knew the outcome
 	sentAt   time.Time
 	attempts int
 	receipt  bool
@@ -137,11 +138,23 @@ func (a *account) pickLocked() *session {
 // reports false if none was outstanding.
 func (a *account) deliverResp(c *session, seq uint32, st smpp.Status) bool {
 	a.mu.Lock()
-	defer a.mu.Unlock()
 	it := c.outstanding[seq]
 	if it == nil {
+		a.mu.Unlock()
 		return false
 	}
+	var tapped Traffic
+	if a.s.cfg.Tap != nil {
+		tapped = deliverTraffic(a, it, st)
+	}
+	defer func() {
+		// Deferred before the unlock, so it runs after it: the tap never
+		// holds up the account.
+		if a.s.cfg.Tap != nil {
+			a.s.cfg.Tap(tapped)
+		}
+	}()
+	defer a.mu.Unlock()
 	delete(c.outstanding, seq)
 	a.s.st.window.Add(-1)
 	now := a.s.clock.Now()

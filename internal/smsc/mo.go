@@ -66,6 +66,7 @@ func (s *SMSC) SubmitMO(ctx context.Context, from string, tpdu []byte) error {
 			ShortMessage: moUserData(udhi, sub),
 		},
 		expires: expires,
+		taken:   now,
 	}
 	if !s.reserve() {
 		return ErrQueueFull

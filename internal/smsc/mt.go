@@ -537,6 +537,7 @@ func receiptItem(m *mtMessage, state smpp.MessageState, code uint16, now time.Ti
 			TLVs:         tlvs,
 		},
 		expires: now.Add(m.acct.s.cfg.DefaultValidity),
+		taken:   now,
 		receipt: true,
 	}
 }

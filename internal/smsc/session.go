@@ -344,6 +344,9 @@ func (c *session) submit(p *smpp.PDU) {
 	} else {
 		m, st = s.acceptSubmit(c.acct, p, now)
 	}
+	if s.cfg.Tap != nil {
+		s.tapSubmit(c.acct, p, m, st, now)
+	}
 	if st != smpp.StatusOK {
 		s.st.rejected.Add(1)
 		if s.log.Enabled(context.Background(), slog.LevelDebug) {

@@ -184,6 +184,12 @@ type Config struct {
 	// Rand is the random source of the fault model and the back-off
 	// jitter; nil means a randomly seeded one. Tests pass a seeded source.
 	Rand rand.Source
+	// Tap, when set, sees every submit_sm with its answer and every
+	// deliver_sm (MO or receipt) once its ESME answered it, segment by
+	// segment. It is called on the SMSC's own goroutines, so it must
+	// return at once: hand the record over without blocking and drop it
+	// when the consumer lags.
+	Tap func(Traffic)
 }
 
 // Stats are the SMSC's counters since New.

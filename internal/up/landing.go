@@ -3,6 +3,7 @@ package up
 import (
 	"bytes"
 	"embed"
+	"encoding/json"
 	"html/template"
 	"net/http"
 	"path/filepath"
@@ -22,6 +23,21 @@ func (s *System) landing() http.Handler {
 	mux.Handle("/static/", http.StripPrefix("/static", webassets.Handler()))
 	mux.HandleFunc("GET /landing.css", func(w http.ResponseWriter, r *http.Request) {
 		http.ServeFileFS(w, r, webFS, "web/landing.css")
+	})
+	// The addresses of the parts, for clients such as mobileid demo; no
+	// secrets.
+	mux.HandleFunc("GET /api/urls", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(s.URLs)
+	})
+	// The numbers of the phones, for clients that look for a free one.
+	mux.HandleFunc("GET /api/phones", func(w http.ResponseWriter, r *http.Request) {
+		var nums []string
+		for _, p := range s.Phones.Phones() {
+			nums = append(nums, p.MSISDN())
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(nums)
 	})
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		var b bytes.Buffer

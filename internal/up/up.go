@@ -25,6 +25,7 @@ import (
 	"mobileid/internal/messaging"
 	"mobileid/internal/mssp"
 	"mobileid/internal/ocsp"
+	"mobileid/internal/ops"
 	"mobileid/internal/registration"
 	"mobileid/internal/simbatch"
 	"mobileid/internal/simfactory"
@@ -97,9 +98,18 @@ const (
 // number of RFC 5612 like the CA's default certificate policies.
 var tsaPolicy = []int{1, 3, 6, 1, 4, 1, 32473, 1, 3161}
 
-// URLs are where a person finds the parts of a running system.
+// URLs are where a person finds the parts of a running system; the
+// console serves them as JSON at /api/urls.
 type URLs struct {
-	Console, Phones, Desk, RegistrationAPI, CA, MSSP, MIDAPI, Issuer, Bank string
+	Console         string `json:"console"`
+	Phones          string `json:"phones"`
+	Desk            string `json:"desk"`
+	RegistrationAPI string `json:"registration_api"`
+	CA              string `json:"ca"`
+	MSSP            string `json:"mssp"`
+	MIDAPI          string `json:"mid_api"`
+	Issuer          string `json:"issuer"`
+	Bank            string `json:"bank"`
 }
 
 // System is the platform running in this process. Stop it with Stop.
@@ -354,7 +364,10 @@ func (s *System) start(ctx context.Context, lns []listener) error {
 	}
 	s.Phones = phones
 	netReg := NewRegistry()
-	s.sc, err = smsc.New(smsc.Config{Accounts: []smsc.Account{{SystemID: smscSystemID, Password: sec.SMSCPassword, Addresses: []string{serviceNumber}}}}, phones, log, netReg)
+	traffic := ops.NewRecorder(ops.DefaultRecorderSize)
+	s.goRun("operations console", func() error { return traffic.Run(run) })
+	s.sc, err = smsc.New(smsc.Config{Accounts: []smsc.Account{{SystemID: smscSystemID, Password: sec.SMSCPassword, Addresses: []string{serviceNumber}}},
+		Tap: smscTap(traffic)}, phones, log, netReg)
 	if err != nil {
 		return fmt.Errorf("SMSC: %w", err)
 	}
@@ -509,8 +522,12 @@ func (s *System) start(ctx context.Context, lns []listener) error {
 	}
 	s.serve(bankLn, WithHealth(bk.Handler(), NewRegistry(), s.isReady), nil)
 
-	// The landing page.
-	s.serve(consoleLn, WithHealth(s.landing(), NewRegistry(), s.isReady), nil)
+	// The landing page and the operations console.
+	console, err := newOpsConsole(engine, c, traffic, log, caReg, netReg, msspReg)
+	if err != nil {
+		return err
+	}
+	s.serve(consoleLn, WithHealth(withOps(s.landing(), console), NewRegistry(), s.isReady), nil)
 
 	// The demo people, registered through the real flow.
 	if err := s.registerDemoPeople(ctx, rs, phones, pins); err != nil {
