@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -74,6 +75,30 @@ func TestUpRuns(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "mobileid is up") || !strings.Contains(out.String(), "Registration desk") {
 		t.Fatalf("up printed:\n%s", out.String())
+	}
+
+	// mobileid demo walks through the running system and is its smoke
+	// test.
+	console := regexp.MustCompile(`Start here +(\S+)`).FindStringSubmatch(out.String())
+	if console == nil {
+		t.Fatalf("up printed no console URL:\n%s", out.String())
+	}
+	sig := filepath.Join(t.TempDir(), "demo.p7s")
+	code, demoOut, demoErr := runCmd(t, "demo", "--data", dir, "--console", console[1], "--out", sig)
+	if code != 0 || !strings.Contains(demoOut, "All 4 steps passed") {
+		t.Errorf("demo = %d:\n%s\n%s", code, demoOut, demoErr)
+	}
+	for _, want := range []string{"Registration Server → MSSP", "SMSC → phone", "phone → SMSC", "MSSP → ID Server", "NOT_MID_CLIENT"} {
+		if !strings.Contains(demoOut, want) {
+			t.Errorf("demo printed no %q", want)
+		}
+	}
+	if der, err := os.ReadFile(sig); err != nil || len(der) < 500 {
+		t.Errorf("demo wrote no CMS signature: %d bytes, %v", len(der), err)
+	}
+	// Without a running system it fails, in one line.
+	if code, _, errOut := runCmd(t, "demo", "--data", dir, "--console", "http://127.0.0.1:1"); code != 1 || strings.Count(errOut, "\n") != 1 {
+		t.Errorf("demo without a system = %d %q, want 1 and one line", code, errOut)
 	}
 	cancel()
 	if code := <-done; code != 0 {
