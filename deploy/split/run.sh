@@ -84,9 +84,9 @@ bootstrap() {
 	[ -d sims ] || "$bin" sim issue --out sims --count 10 --msisdn-from +37250000001 >/dev/null
 	"$bin" mssp import-sims sims/operator.csv >/dev/null
 	MOBILEID_AP_PASSWORD=$REGISTRATION_AP_PASSWORD "$bin" mssp ap add \
-		--id "$(conf_value registration ap-id)" --name Registration >/dev/null
+		--id "$(conf_value registration ap-id)" --name "Mobile ID registration" >/dev/null
 	MOBILEID_AP_PASSWORD=$IDSERVER_AP_PASSWORD "$bin" mssp ap add \
-		--id "$(conf_value idserver ap-id)" --name "ID Server" >/dev/null
+		--id "$(conf_value idserver ap-id)" --name "Mobile ID" >/dev/null
 	MOBILEID_OFFICER_PASSWORD=$OFFICER_PASSWORD "$bin" registration officer add officer \
 		--name "Demo Officer" --desk "Demo desk" >/dev/null
 	"$bin" idserver rp add --name "$(conf_value bank rp-name)" --oidc-client-id "$(conf_value bank client-id)" \

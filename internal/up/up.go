@@ -400,8 +400,8 @@ func (s *System) start(ctx context.Context, lns []listener) error {
 		return fmt.Errorf("MSSP: %w", err)
 	}
 	for _, ap := range []mssp.APConfig{
-		{AP: mssp.AP{ID: registrationAPID, Name: "Registration"}, Password: sec.RegistrationAPPW},
-		{AP: mssp.AP{ID: idserverAPID, Name: "ID Server"}, Password: sec.IDServerAPPW},
+		{AP: mssp.AP{ID: registrationAPID, Name: "Mobile ID registration"}, Password: sec.RegistrationAPPW},
+		{AP: mssp.AP{ID: idserverAPID, Name: "Mobile ID"}, Password: sec.IDServerAPPW},
 	} {
 		if _, err := aps.Get(ctx, ap.ID); errors.Is(err, mssp.ErrUnknownAP) {
 			err = aps.Add(ctx, ap)
