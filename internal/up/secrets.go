@@ -32,8 +32,9 @@ type secrets struct {
 }
 
 // loadSecrets reads the data directory's secrets, making any that are
-// missing. fresh reports whether the file did not exist.
-func loadSecrets(dir string) (s *secrets, fresh bool, err error) {
+// missing. fresh reports whether the file did not exist; changed, whether
+// the secrets must be saved.
+func loadSecrets(dir string) (s *secrets, fresh, changed bool, err error) {
 	path := filepath.Join(dir, secretsFile)
 	s = &secrets{}
 	b, err := os.ReadFile(path)
@@ -41,13 +42,13 @@ func loadSecrets(dir string) (s *secrets, fresh bool, err error) {
 	case errors.Is(err, os.ErrNotExist):
 		fresh = true
 	case err != nil:
-		return nil, false, fmt.Errorf("read %s: %w", path, err)
+		return nil, false, false, fmt.Errorf("read %s: %w", path, err)
 	default:
 		if err := json.Unmarshal(b, s); err != nil {
-			return nil, false, fmt.Errorf("%s is not valid JSON: %v", path, err)
+			return nil, false, false, fmt.Errorf("%s is not valid JSON: %v", path, err)
 		}
 	}
-	changed := fresh
+	changed = fresh
 	for _, f := range []struct {
 		v *string
 		n int
@@ -69,15 +70,10 @@ func loadSecrets(dir string) (s *secrets, fresh bool, err error) {
 	}
 	for _, k := range []struct{ name, v string }{{"ca_kek", s.CAKEK}, {"mssp_kek", s.MSSPKEK}, {"oidc_kek", s.OIDCKEK}} {
 		if b, err := hex.DecodeString(k.v); err != nil || len(b) != 32 {
-			return nil, false, fmt.Errorf("%s: %s must be 64 hex digits", path, k.name)
+			return nil, false, false, fmt.Errorf("%s: %s must be 64 hex digits", path, k.name)
 		}
 	}
-	if changed {
-		if err := s.save(dir); err != nil {
-			return nil, false, err
-		}
-	}
-	return s, fresh, nil
+	return s, fresh, changed, nil
 }
 
 // save writes the secrets atomically, readable by the owner only.

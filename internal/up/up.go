@@ -275,9 +275,21 @@ func httpURL(scheme string, ln net.Listener) string {
 
 func (s *System) start(ctx context.Context, lns []listener) error {
 	dir := s.cfg.DataDir
-	sec, fresh, err := loadSecrets(dir)
+	// The secrets are read and the database opened before anything is
+	// written, so that a corrupt file stops the start with nothing
+	// changed.
+	sec, fresh, changed, err := loadSecrets(dir)
 	if err != nil {
 		return err
+	}
+	s.db, err = store.Open(ctx, store.Config{DataDir: dir})
+	if err != nil {
+		return fmt.Errorf("database in %s: %w", dir, err)
+	}
+	if changed {
+		if err := sec.save(dir); err != nil {
+			return err
+		}
 	}
 	if fresh {
 		fmt.Fprintf(s.out, "First start: making the system in %s.\n", dir)
@@ -325,10 +337,6 @@ func (s *System) start(ctx context.Context, lns []listener) error {
 		return fmt.Errorf("SIM vendor CA: %w", err)
 	}
 
-	s.db, err = store.Open(ctx, store.Config{DataDir: dir})
-	if err != nil {
-		return fmt.Errorf("database in %s: %w", dir, err)
-	}
 	run, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 

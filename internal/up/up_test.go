@@ -193,6 +193,8 @@ func TestStartRefuses(t *testing.T) {
 	os.WriteFile(file, []byte("x"), 0o600)
 	corrupt := t.TempDir()
 	os.WriteFile(filepath.Join(corrupt, secretsFile), []byte("{not json"), 0o600)
+	corruptDB := t.TempDir()
+	os.WriteFile(filepath.Join(corruptDB, "mobileid.db"), bytes.Repeat([]byte("not a database "), 100), 0o600)
 
 	withBusy := anyPorts
 	withBusy.MSSP = busy.Addr().String()
@@ -204,6 +206,7 @@ func TestStartRefuses(t *testing.T) {
 		{"port in use", Config{DataDir: t.TempDir(), Addrs: withBusy}, "cannot listen on " + busy.Addr().String() + " for the MSSP"},
 		{"data directory is a file", Config{DataDir: file, Addrs: anyPorts}, "data directory " + file},
 		{"corrupt secrets", Config{DataDir: corrupt, Addrs: anyPorts}, "is not valid JSON"},
+		{"corrupt database", Config{DataDir: corruptDB, Addrs: anyPorts}, "database in " + corruptDB + ": open sqlite database"},
 		{"too few phones", Config{DataDir: t.TempDir(), Addrs: anyPorts, Phones: 2}, "number of phones"},
 	}
 	for _, c := range cases {
