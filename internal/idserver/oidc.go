@@ -190,6 +190,9 @@ func (o *OIDC) Handler() http.Handler {
 	login.HandleFunc("GET /login/{$}", o.serveLogin)
 	login.HandleFunc("POST /login/{$}", o.serveLoginStart)
 	login.HandleFunc("GET /login/status", o.serveLoginStatus)
+	login.HandleFunc("GET /login/login.css", func(w http.ResponseWriter, r *http.Request) {
+		http.ServeFileFS(w, r, webFS, "web/login.css")
+	})
 	login.HandleFunc("/login/", func(w http.ResponseWriter, r *http.Request) {
 		o.errorPage(w, http.StatusNotFound, "This page does not exist.")
 	})

@@ -149,6 +149,16 @@ func TestBrowser(t *testing.T) {
 		}
 	})
 
+	t.Run("Ops", func(t *testing.T) {
+		c := bank.in(t)
+		c.open(s.URLs.Console + "ops/")
+		c.waitFor("the operations console's transactions", "main", `!!document.querySelector("a[href^='transactions/']")`)
+		c.shotTop("ops")
+		c.click("a[href^='transactions/']")
+		c.waitFor("a transaction's steps", "main", `document.querySelector("main")?.textContent.includes("validated")`)
+		c.shot("ops-transaction")
+	})
+
 	t.Run("Desk", func(t *testing.T) {
 		msisdn := demoMSISDN(3)
 		c := desk.in(t)
@@ -432,12 +442,17 @@ func (c *step) balance() int64 {
 
 // shot saves a full-page PNG of the tab to docs/screenshots when the test
 // runs with -screenshots.
-func (c *step) shot(name string) {
+func (c *step) shot(name string) { c.screenshot(name, chromedp.FullScreenshot(100)) }
+
+// shotTop saves what the window shows, for a page too long to show whole.
+func (c *step) shotTop(name string) { c.screenshot(name, chromedp.CaptureScreenshot()) }
+
+func (c *step) screenshot(name string, action chromedp.Action[[]byte]) {
 	c.t.Helper()
 	if !*screenshots {
 		return
 	}
-	png, err := chromedp.Run(c.ctx, chromedp.FullScreenshot(100))
+	png, err := chromedp.Run(c.ctx, action)
 	if err != nil {
 		c.t.Fatalf("%s tab: screenshot: %v", c.tab.name, err)
 	}
