@@ -37,6 +37,7 @@ type env struct {
 func registry() []command {
 	return []command{
 		{"demo", "walk through registration, authentication, signature and revocation against a running up", runDemo},
+		{"bench", "drive the whole platform with transactions and measure throughput, latency, CPU and memory", runBench},
 		{"up", "run the whole system in one process, with demo people, a demo bank and the consoles", runUp},
 		{"ota wrap", "wrap data into a TS 102 225 secured command packet", runOTAWrap},
 		{"ota unwrap", "decode and verify a secured command or response packet", runOTAUnwrap},

@@ -213,9 +213,13 @@ func (s *Server) stepKeys(ctx context.Context, f *flow) error {
 func (s *Server) generateKeys(ctx context.Context, f *flow) error {
 	rctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout+30*time.Second)
 	defer cancel()
+	s.mu.Lock()
+	alg := s.keyAlg
+	s.mu.Unlock()
 	req := &etsi.MSSRegistrationReq{
 		MessageAbstract: s.abstract(f.keysTransID), MobileUser: etsi.MobileUser{MSISDN: f.MSISDN},
-		Operation: &etsi.RegistrationOperation{Type: etsi.RegGenerateKeys, Challenge: f.challenge, DisplayText: "Choose your Mobile ID PINs"},
+		Operation: &etsi.RegistrationOperation{Type: etsi.RegGenerateKeys, Challenge: f.challenge, DisplayText: "Choose your Mobile ID PINs",
+			AuthKeyAlg: alg, SignKeyAlg: alg},
 	}
 	resp, err := s.mssp.Registration(rctx, req)
 	if err != nil {

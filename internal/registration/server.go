@@ -101,6 +101,17 @@ type Server struct {
 	dummy     []byte
 	salt      [32]byte
 	logins    map[[32]byte]time.Time // verified passwords, see Login
+	keyAlg    etsi.KeyAlgorithm      // see SetKeyAlgorithm; guarded by mu
+}
+
+// SetKeyAlgorithm chooses the type of both keys that the key generations
+// sent from now on ask the SIM for: etsi.KeyAlgRSA2048, or
+// etsi.KeyAlgECDSAP256. The empty value, the default, leaves the choice to
+// the MSSP, whose default is ECDSA P-256.
+func (s *Server) SetKeyAlgorithm(alg etsi.KeyAlgorithm) {
+	s.mu.Lock()
+	s.keyAlg = alg
+	s.mu.Unlock()
 }
 
 // New returns a Registration Server on db, migrating its tables.
