@@ -231,6 +231,9 @@ func (f *msspFlagsAP) client(timeout time.Duration) (*etsiclient.Client, error) 
 		}
 		tlsCfg.Certificates = []tls.Certificate{c}
 	}
+	// Many idle connections: every request goes to the one MSSP, and
+	// with Go's default of two a busy AP opens a new TLS connection for
+	// most of them.
 	return &etsiclient.Client{BaseURL: strings.TrimSuffix(f.url, "/"),
-		HTTP: &http.Client{Transport: &http.Transport{TLSClientConfig: tlsCfg}, Timeout: timeout}}, nil
+		HTTP: &http.Client{Transport: &http.Transport{TLSClientConfig: tlsCfg, MaxIdleConnsPerHost: 256}, Timeout: timeout}}, nil
 }

@@ -530,7 +530,7 @@ func (c *CA) Get(ctx context.Context, serial *big.Int) (*Certificate, error) {
 	if serial == nil || serial.Sign() <= 0 {
 		return nil, ErrNotFound
 	}
-	row := c.db.QueryRowContext(ctx, `SELECT `+certColumns+` FROM ca_certificate WHERE serial = $1`, serialKey(serial))
+	row := c.db.QueryRowTx(ctx, nil, `SELECT `+certColumns+` FROM ca_certificate WHERE serial = $1`, serialKey(serial))
 	r, err := scanCert(row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound

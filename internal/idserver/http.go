@@ -289,39 +289,55 @@ func (s *Server) serveStatus(kind string) http.HandlerFunc {
 		ctx := r.Context()
 		deadline := time.NewTimer(pollTimeout(r.URL.Query().Get("timeoutMs")))
 		defer deadline.Stop()
-		recheck := time.NewTicker(recheckInterval)
-		defer recheck.Stop()
+		// The watch comes first, so that no change after the look below
+		// goes unnoticed. A session whose worker runs here is RUNNING
+		// until the worker says otherwise, and is not read.
 		changed, superseded, done := s.watchSession(id)
 		defer done()
-		first := true
-		for {
-			sess, err := s.getSession(ctx, id)
-			if err != nil {
+		var err error
+		sess := s.runningSession(id)
+		if sess == nil {
+			if sess, err = s.getSession(ctx, id); err != nil {
 				s.log.Error("read session", "trace", trace, "session", id, "err", err)
 				writeError(w, errInternal, trace, s.now())
 				return
 			}
-			now := s.now()
-			if sess == nil || sess.Kind != kind || !now.Before(sess.Expires) {
-				writeError(w, notFound, trace, now)
-				return
+		}
+		now := s.now()
+		if sess == nil || sess.Kind != kind || !now.Before(sess.Expires) {
+			writeError(w, notFound, trace, now)
+			return
+		}
+		rp, err := s.statusRP(ctx, sess.RPKey)
+		if err != nil || !rp.AllowsIP(remoteAddr(r)) {
+			writeError(w, errUnauthorized, trace, now)
+			return
+		}
+		// A session whose worker runs in this process is woken by it; one
+		// that runs elsewhere (another node, or none after a restart) is
+		// read again every recheckInterval.
+		var recheck *time.Ticker
+		defer func() {
+			if recheck != nil {
+				recheck.Stop()
 			}
-			if first {
-				first = false
-				rp, err := s.rps.byKey(ctx, sess.RPKey)
-				if err != nil || !rp.AllowsIP(remoteAddr(r)) {
-					writeError(w, errUnauthorized, trace, now)
-					return
+		}()
+		for sess.State == StateRunning {
+			var tick <-chan time.Time
+			if !s.runsHere(id) {
+				if recheck == nil {
+					recheck = time.NewTicker(recheckInterval)
 				}
-			}
-			if sess.State != StateRunning {
-				s.writeStatus(w, sess, trace, now)
-				return
+				tick = recheck.C
 			}
 			select {
 			case <-changed:
-				changed, superseded = s.rewatch(id, changed, superseded)
-			case <-recheck.C:
+				var final *session
+				if changed, final = s.rewatch(id, changed); final != nil {
+					sess = final
+					continue
+				}
+			case <-tick:
 			case <-superseded:
 				s.writeStatus(w, sess, trace, s.now())
 				return
@@ -331,19 +347,18 @@ func (s *Server) serveStatus(kind string) http.HandlerFunc {
 			case <-ctx.Done():
 				return
 			}
+			if sess, err = s.getSession(ctx, id); err != nil {
+				s.log.Error("read session", "trace", trace, "session", id, "err", err)
+				writeError(w, errInternal, trace, s.now())
+				return
+			}
+			if now = s.now(); sess == nil || !now.Before(sess.Expires) {
+				writeError(w, notFound, trace, now)
+				return
+			}
 		}
+		s.writeStatus(w, sess, trace, s.now())
 	}
-}
-
-// rewatch returns the current change channel of a watched session, after
-// the previous one fired, with the same superseded channel.
-func (s *Server) rewatch(id string, old, superseded <-chan struct{}) (<-chan struct{}, <-chan struct{}) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if w := s.watches[id]; w != nil {
-		return w.changed, superseded
-	}
-	return old, superseded
 }
 
 // writeStatus answers a status request with the session's state: RUNNING,

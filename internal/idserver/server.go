@@ -45,6 +45,7 @@ const SessionLifetime = 5 * time.Minute
 const (
 	DefaultTimeOut      = 120 * time.Second
 	DefaultPollInterval = time.Second
+	DefaultStatusRate   = 1000
 	DefaultMSSPID       = "http://mobileid.dev/mssp"
 	DefaultVersion      = "1.0.0"
 )
@@ -114,6 +115,13 @@ type Config struct {
 	// PollInterval is how often a running MSSP transaction's status is
 	// asked for; 0 means DefaultPollInterval.
 	PollInterval time.Duration
+	// StatusRate bounds the MSS_StatusQuery requests per second of all
+	// the sessions of this node together; 0 means DefaultStatusRate. When
+	// more sessions wait than PollInterval and the rate allow, they are
+	// asked about in turn, each less often, rather than the MSSP and this
+	// node spend their time on status queries: 10,000 users who have not
+	// answered yet would otherwise cost 10,000 requests a second.
+	StatusRate float64
 	// Version and Built are reported by GET /mid-api/version; empty
 	// Version means DefaultVersion, zero Built the time New was called.
 	Version string
@@ -132,13 +140,19 @@ type Server struct {
 	log    *slog.Logger
 	now    func() time.Time
 	ocsp   *ocspChecker
+	chains chainCache
+	commit committer
+	pace   *pacer          // of the status queries
 	ctx    context.Context // of the workers; cancelled when Run ends
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
 	mu      sync.Mutex
 	watches map[string]*watch
-	running map[string]bool // sessions with a worker in this process
+	// running holds the sessions with a worker in this process, as they
+	// were when it started.
+	running map[string]*session
+	rpCache map[string]cachedRP // by key, for status requests
 }
 
 // New returns a Server. now is the clock (time.Now when nil).
@@ -171,6 +185,9 @@ func New(cfg Config, db *store.DB, rps *RPs, dir Directory, mssp MSSP, logger *s
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = DefaultPollInterval
 	}
+	if !(cfg.StatusRate > 0) {
+		cfg.StatusRate = DefaultStatusRate
+	}
 	if cfg.Version == "" {
 		cfg.Version = DefaultVersion
 	}
@@ -183,9 +200,11 @@ func New(cfg Config, db *store.DB, rps *RPs, dir Directory, mssp MSSP, logger *s
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Server{
 		cfg: cfg, db: db, rps: rps, dir: dir, mssp: mssp, log: logger, now: now,
-		ocsp: newOCSPChecker(cfg.OCSPClient, now, cfg.OCSPMaxAge),
-		ctx:  ctx, cancel: cancel,
-		watches: map[string]*watch{}, running: map[string]bool{},
+		ocsp:   newOCSPChecker(cfg.OCSPClient, now, cfg.OCSPMaxAge),
+		commit: committer{db: db},
+		pace:   newPacer(cfg.StatusRate),
+		ctx:    ctx, cancel: cancel,
+		watches: map[string]*watch{}, running: map[string]*session{}, rpCache: map[string]cachedRP{},
 	}, nil
 }
 
@@ -298,6 +317,17 @@ type session struct {
 const sessionColumns = `id, rp_key, kind, phone, national_id, hash, hash_type, language, display_text, display_format, vc,
 	ap_trans_id, mssp_trans_id, state, result, sig_value, sig_alg, cert, created_at, expires_at, finished_at`
 
+// The statements of a session's life, prepared once (store.DB.Stmt): on
+// SQLite parsing a short statement costs more than running it.
+const (
+	insertSessionSQL = `INSERT INTO idserver_sessions (` + sessionColumns + `)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)`
+	selectSessionSQL   = `SELECT ` + sessionColumns + ` FROM idserver_sessions WHERE id = $1`
+	setMSSPTransIDSQL  = `UPDATE idserver_sessions SET mssp_trans_id = $1 WHERE id = $2`
+	completeSessionSQL = `UPDATE idserver_sessions SET state = $1, result = $2, sig_value = $3, sig_alg = $4, cert = $5, finished_at = $6
+		WHERE id = $7 AND state = $8`
+)
+
 func scanSession(row scanner) (*session, error) {
 	var x session
 	var created, expires, finished int64
@@ -336,21 +366,26 @@ func (s *Server) createSession(ctx context.Context, rp *RP, kind string, req *se
 		APTransID: "ID" + hex.EncodeToString(tid[:]), State: StateRunning,
 		Created: now, Expires: now.Add(SessionLifetime),
 	}
-	_, err := s.db.ExecContext(ctx, `INSERT INTO idserver_sessions (`+sessionColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)`,
+	_, err := s.exec(ctx, insertSessionSQL,
 		sess.ID, sess.RPKey, sess.Kind, sess.Phone, sess.NationalID, sess.Hash, sess.HashType, sess.Language,
 		sess.DisplayText, sess.DisplayFormat, sess.VC, sess.APTransID, "", sess.State, "",
 		[]byte{}, "", []byte{}, sess.Created.UnixMicro(), sess.Expires.UnixMicro(), int64(0))
 	if err != nil {
 		return nil, fmt.Errorf("idserver: store session: %w", err)
 	}
-	s.start(sess)
+	s.startWith(sess, rp)
 	return sess, nil
+}
+
+// exec runs a prepared write statement and returns the number of rows it
+// changed, once committed.
+func (s *Server) exec(ctx context.Context, query string, args ...any) (int64, error) {
+	return s.commit.exec(ctx, query, args...)
 }
 
 // getSession returns a session, or nil if there is none.
 func (s *Server) getSession(ctx context.Context, id string) (*session, error) {
-	sess, err := scanSession(s.db.QueryRowContext(ctx, `SELECT `+sessionColumns+` FROM idserver_sessions WHERE id = $1`, id))
+	sess, err := scanSession(s.db.QueryRowTx(ctx, nil, selectSessionSQL, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
@@ -361,7 +396,7 @@ func (s *Server) getSession(ctx context.Context, id string) (*session, error) {
 }
 
 // complete records a session's end, if it is still running, and wakes
-// its long polls.
+// its long polls, handing them the session as recorded.
 func (s *Server) complete(ctx context.Context, sess *session, result string, sig []byte, alg string, cert []byte) error {
 	if sig == nil {
 		sig = []byte{}
@@ -369,42 +404,109 @@ func (s *Server) complete(ctx context.Context, sess *session, result string, sig
 	if cert == nil {
 		cert = []byte{}
 	}
-	res, err := s.db.ExecContext(ctx, `UPDATE idserver_sessions SET state = $1, result = $2, sig_value = $3, sig_alg = $4, cert = $5, finished_at = $6
-		WHERE id = $7 AND state = $8`, StateComplete, result, sig, alg, cert, s.now().UnixMicro(), sess.ID, StateRunning)
+	now := s.now()
+	n, err := s.exec(ctx, completeSessionSQL, StateComplete, result, sig, alg, cert, now.UnixMicro(), sess.ID, StateRunning)
 	if err != nil {
 		return fmt.Errorf("idserver: complete session %s: %w", sess.ID, err)
 	}
-	if n, _ := res.RowsAffected(); n == 1 {
+	var final *session
+	if n == 1 {
 		s.log.Info("session complete", "session", sess.ID, "rp", sess.RPKey[:16], "kind", sess.Kind, "result", result)
+		f := *sess
+		f.State, f.Result, f.SigValue, f.SigAlg, f.Cert, f.Finished = StateComplete, result, sig, alg, cert, time.UnixMicro(now.UnixMicro())
+		final = &f
 	}
-	s.notify(sess.ID)
+	// Without a final state (another node ended the session first) the
+	// polls read it.
+	s.notify(sess.ID, final)
 	return nil
 }
 
 // start runs a session's worker in this process, unless it runs already.
-func (s *Server) start(sess *session) {
+func (s *Server) start(sess *session) { s.startWith(sess, nil) }
+
+// startWith is start with the session's RP, when the caller has it.
+func (s *Server) startWith(sess *session, rp *RP) {
 	s.mu.Lock()
-	if s.running[sess.ID] {
+	if s.running[sess.ID] != nil {
 		s.mu.Unlock()
 		return
 	}
-	s.running[sess.ID] = true
+	snapshot := *sess
+	s.running[sess.ID] = &snapshot
 	s.mu.Unlock()
 	s.wg.Go(func() {
 		defer func() {
 			s.mu.Lock()
 			delete(s.running, sess.ID)
 			s.mu.Unlock()
+			// Its long polls no longer hear of the session from a worker
+			// here, and must look at the database.
+			s.notify(sess.ID, nil)
 		}()
 		ctx, cancel := context.WithDeadline(s.ctx, sess.Expires)
 		defer cancel()
-		s.work(ctx, sess)
+		s.work(ctx, sess, rp)
 	})
 }
 
-// work takes a session from the directory look-up to its result.
-func (s *Server) work(ctx context.Context, sess *session) {
-	result, sig, alg, cert, err := s.run(ctx, sess)
+// runsHere reports whether session id has a worker in this process,
+// which wakes its long polls when the session ends.
+func (s *Server) runsHere(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.running[id] != nil
+}
+
+// runningSession returns session id as it was when its worker in this
+// process started, or nil when it has none here. Such a session is
+// RUNNING until the worker records its end and says so (notify); only
+// after a restart of several nodes could another node end it first, and
+// then the worker's attempt says so too.
+func (s *Server) runningSession(id string) *session {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.running[id]
+}
+
+// cachedRP is an RP as read for status requests, and until when it may
+// be used.
+type cachedRP struct {
+	rp    *RP
+	until time.Time
+}
+
+// rpCacheTTL is how long status requests use an RP as read, as the MSSP
+// does with its APs: a long poll's check of the RP's address allow-list
+// need not read the registry every time.
+const rpCacheTTL = time.Second
+
+// statusRP returns the RP with the given key for a status request.
+func (s *Server) statusRP(ctx context.Context, key string) (*RP, error) {
+	now := time.Now()
+	s.mu.Lock()
+	c, ok := s.rpCache[key]
+	s.mu.Unlock()
+	if ok && now.Before(c.until) {
+		return c.rp, nil
+	}
+	rp, err := s.rps.byKey(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	if len(s.rpCache) >= 10000 {
+		clear(s.rpCache)
+	}
+	s.rpCache[key] = cachedRP{rp: rp, until: now.Add(rpCacheTTL)}
+	s.mu.Unlock()
+	return rp, nil
+}
+
+// work takes a session from the directory look-up to its result. rp is
+// the session's RP, or nil to look it up.
+func (s *Server) work(ctx context.Context, sess *session, rp *RP) {
+	result, sig, alg, cert, err := s.run(ctx, sess, rp)
 	if err != nil {
 		if s.ctx.Err() != nil {
 			return // stopping: another run resumes the session
@@ -419,13 +521,13 @@ func (s *Server) work(ctx context.Context, sess *session) {
 		return
 	}
 	if result == ResultOK {
-		s.confirm(ctx, sess)
+		s.confirm(ctx, sess, rp)
 	}
 }
 
 // run does the work of a session and returns its result, or an error for
 // an internal error.
-func (s *Server) run(ctx context.Context, sess *session) (result string, sig []byte, alg string, cert []byte, err error) {
+func (s *Server) run(ctx context.Context, sess *session, rp *RP) (result string, sig []byte, alg string, cert []byte, err error) {
 	p, err := s.dir.Find(ctx, sess.Phone)
 	if errors.Is(err, ErrNotFound) {
 		return ResultNotMIDClient, nil, "", nil, nil
@@ -442,9 +544,10 @@ func (s *Server) run(ctx context.Context, sess *session) (result string, sig []b
 		want = p.SignCert
 	}
 	if sess.MSSPTransID == "" {
-		rp, err := s.rps.byKey(ctx, sess.RPKey)
-		if err != nil {
-			return "", nil, "", nil, err
+		if rp == nil {
+			if rp, err = s.rps.byKey(ctx, sess.RPKey); err != nil {
+				return "", nil, "", nil, err
+			}
 		}
 		resp, err := s.mssp.Sign(ctx, s.signRequest(sess, rp))
 		if f := (*etsi.Fault)(nil); errors.As(err, &f) {
@@ -457,7 +560,7 @@ func (s *Server) run(ctx context.Context, sess *session) (result string, sig []b
 			return mapStatus(resp.Status.StatusCode.Value, resp.Status.DetailCode)
 		}
 		sess.MSSPTransID = resp.MSSPTransID
-		if _, err := s.db.ExecContext(ctx, `UPDATE idserver_sessions SET mssp_trans_id = $1 WHERE id = $2`, sess.MSSPTransID, sess.ID); err != nil {
+		if _, err := s.exec(ctx, setMSSPTransIDSQL, sess.MSSPTransID, sess.ID); err != nil {
 			return "", nil, "", nil, fmt.Errorf("record MSSP_TransID: %w", err)
 		}
 	}
@@ -489,15 +592,19 @@ func (s *Server) run(ctx context.Context, sess *session) (result string, sig []b
 }
 
 // poll asks for the status of the session's MSSP transaction until it
-// is no longer outstanding.
+// is no longer outstanding: PollInterval after the previous answer, when
+// its turn among the node's status queries comes.
 func (s *Server) poll(ctx context.Context, sess *session) (*etsi.MSSStatusResp, error) {
-	t := time.NewTicker(s.cfg.PollInterval)
+	t := time.NewTimer(s.cfg.PollInterval)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil, fmt.Errorf("wait for MSSP transaction %s: %w", sess.MSSPTransID, ctx.Err())
 		case <-t.C:
+		}
+		if err := s.pace.wait(ctx); err != nil {
+			return nil, fmt.Errorf("wait for MSSP transaction %s: %w", sess.MSSPTransID, err)
 		}
 		st, err := s.mssp.Status(ctx, &etsi.MSSStatusReq{MessageAbstract: s.abstract(), MSSPTransID: sess.MSSPTransID})
 		if err != nil {
@@ -506,6 +613,7 @@ func (s *Server) poll(ctx context.Context, sess *session) (*etsi.MSSStatusResp, 
 		if st.Status.StatusCode.Value != etsi.CodeOutstandingTransaction {
 			return st, nil
 		}
+		t.Reset(s.cfg.PollInterval)
 	}
 }
 
@@ -596,12 +704,14 @@ func resultOf(code etsi.Code, detail int) string {
 
 // confirm sends the RP's confirmation message, if it has one, to the
 // phone of a successful session with MSS_Receipt. A failure is logged: the
-// session's result stands.
-func (s *Server) confirm(ctx context.Context, sess *session) {
-	rp, err := s.rps.byKey(ctx, sess.RPKey)
-	if err != nil {
-		s.log.Error("confirmation", "session", sess.ID, "err", err)
-		return
+// session's result stands. rp is the session's RP, or nil to look it up.
+func (s *Server) confirm(ctx context.Context, sess *session, rp *RP) {
+	if rp == nil {
+		var err error
+		if rp, err = s.rps.byKey(ctx, sess.RPKey); err != nil {
+			s.log.Error("confirmation", "session", sess.ID, "err", err)
+			return
+		}
 	}
 	text, err := rp.confirmation(sess.Kind)
 	if err != nil || text == "" {
@@ -623,8 +733,11 @@ func (s *Server) confirm(ctx context.Context, sess *session) {
 // process.
 type watch struct {
 	changed chan struct{} // closed on the next change
-	poll    chan struct{} // closed when a newer poll of the session arrives
-	refs    int
+	// final is the session as recorded at its end, set before changed
+	// is closed, so that the polls need not read it back.
+	final *session
+	poll  chan struct{} // closed when a newer poll of the session arrives
+	refs  int
 }
 
 // watchSession registers a long poll of session id. changed is closed
@@ -656,12 +769,29 @@ func (s *Server) watchSession(id string) (changed, superseded <-chan struct{}, d
 	}
 }
 
-// notify wakes the long polls of session id in this process.
-func (s *Server) notify(id string) {
+// notify wakes the long polls of session id in this process. final is
+// the session as just recorded at its end, or nil when the polls must
+// read it.
+func (s *Server) notify(id string, final *session) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if w := s.watches[id]; w != nil {
+		if final != nil {
+			w.final = final // an ended session does not change again
+		}
 		close(w.changed)
 		w.changed = make(chan struct{})
 	}
+}
+
+// rewatch returns, after the change channel old of a watched session
+// fired, the current change channel and the session's final state if the
+// change handed one over.
+func (s *Server) rewatch(id string, old <-chan struct{}) (<-chan struct{}, *session) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if w := s.watches[id]; w != nil {
+		return w.changed, w.final
+	}
+	return old, nil
 }

@@ -522,7 +522,7 @@ func (e *Engine) load(ctx context.Context, q interface {
 // transaction, or an unknown one, is a 101 WRONG_PARAM fault: an AP
 // cannot learn of others' transactions.
 func (e *Engine) Lookup(ctx context.Context, apID, transID string) (*Transaction, error) {
-	r, err := scanRow(e.db.QueryRowContext(ctx, `SELECT `+rowColumns+` FROM mssp_tx WHERE trans_id = $1`, transID))
+	r, err := scanRow(e.db.QueryRowTx(ctx, nil, `SELECT `+rowColumns+` FROM mssp_tx WHERE trans_id = $1`, transID))
 	if errors.Is(err, sql.ErrNoRows) || (err == nil && r.APID != apID) {
 		return nil, etsi.NewFault(etsi.CodeWrongParam, "unknown MSSP_TransID %q", transID)
 	}

@@ -342,7 +342,7 @@ func scanMobileID(sc interface{ Scan(...any) error }) (*MobileID, error) {
 
 // Get returns a Mobile ID with its events.
 func (s *Server) Get(ctx context.Context, id int64) (*MobileID, error) {
-	m, err := scanMobileID(s.db.QueryRowContext(ctx, `SELECT `+mobileIDColumns+` FROM registration_mobileid m
+	m, err := scanMobileID(s.db.QueryRowTx(ctx, nil, `SELECT `+mobileIDColumns+` FROM registration_mobileid m
 		JOIN registration_person p ON p.id = m.person_id WHERE m.id = $1`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
@@ -350,7 +350,7 @@ func (s *Server) Get(ctx context.Context, id int64) (*MobileID, error) {
 	if err != nil {
 		return nil, fmt.Errorf("registration: read Mobile ID %d: %w", id, err)
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT at, step, message FROM registration_event WHERE mobileid_id = $1 ORDER BY at`, id)
+	rows, err := s.db.QueryTx(ctx, nil, `SELECT at, step, message FROM registration_event WHERE mobileid_id = $1 ORDER BY at`, id)
 	if err != nil {
 		return nil, fmt.Errorf("registration: read events: %w", err)
 	}
@@ -398,7 +398,11 @@ func (s *Server) Search(ctx context.Context, q string) ([]*MobileID, error) {
 // ErrNotFound. It is the directory the ID Server reads.
 func (s *Server) Lookup(ctx context.Context, msisdn string) (*MobileID, error) {
 	var id int64
-	err := s.db.QueryRowContext(ctx, `SELECT id FROM registration_mobileid WHERE msisdn = $1 AND state IN ($2, $3)`,
+	// The first state term repeats the condition of the partial index on
+	// msisdn, word for word: only then does SQLite use the index rather
+	// than scan every Mobile ID.
+	err := s.db.QueryRowTx(ctx, nil, `SELECT id FROM registration_mobileid
+		WHERE msisdn = $1 AND state IN ('registering', 'active', 'suspended') AND state IN ($2, $3)`,
 		msisdn, StateActive, StateSuspended).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
