@@ -45,9 +45,11 @@ const SessionLifetime = 5 * time.Minute
 const (
 	DefaultTimeOut      = 120 * time.Second
 	DefaultPollInterval = time.Second
-	DefaultStatusRate   = 1000
-	DefaultMSSPID       = "http://mobileid.dev/mssp"
-	DefaultVersion      = "1.0.0"
+	// DefaultFirstPoll is Config.FirstPoll's default.
+	DefaultFirstPoll  = 100 * time.Millisecond
+	DefaultStatusRate = 1000
+	DefaultMSSPID     = "http://mobileid.dev/mssp"
+	DefaultVersion    = "1.0.0"
 )
 
 // Signature profiles the ID Server asks the MSSP for (docs/mssp-profiles.md).
@@ -115,6 +117,10 @@ type Config struct {
 	// PollInterval is how often a running MSSP transaction's status is
 	// asked for; 0 means DefaultPollInterval.
 	PollInterval time.Duration
+	// FirstPoll is when the status is first asked for after the MSSP
+	// accepted the request; the pause then doubles up to PollInterval.
+	// 0 means DefaultFirstPoll.
+	FirstPoll time.Duration
 	// StatusRate bounds the MSS_StatusQuery requests per second of all
 	// the sessions of this node together; 0 means DefaultStatusRate. When
 	// more sessions wait than PollInterval and the rate allow, they are
@@ -184,6 +190,9 @@ func New(cfg Config, db *store.DB, rps *RPs, dir Directory, mssp MSSP, logger *s
 	}
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = DefaultPollInterval
+	}
+	if cfg.FirstPoll <= 0 {
+		cfg.FirstPoll = DefaultFirstPoll
 	}
 	if !(cfg.StatusRate > 0) {
 		cfg.StatusRate = DefaultStatusRate
@@ -595,7 +604,12 @@ func (s *Server) run(ctx context.Context, sess *session, rp *RP) (result string,
 // is no longer outstanding: PollInterval after the previous answer, when
 // its turn among the node's status queries comes.
 func (s *Server) poll(ctx context.Context, sess *session) (*etsi.MSSStatusResp, error) {
-	t := time.NewTimer(s.cfg.PollInterval)
+	// The first question comes soon and the pause doubles up to
+	// PollInterval: a phone that answers at once is not kept waiting for
+	// a whole interval, and one whose user takes seconds costs a few
+	// questions more.
+	wait := min(s.cfg.FirstPoll, s.cfg.PollInterval)
+	t := time.NewTimer(wait)
 	defer t.Stop()
 	for {
 		select {
@@ -613,7 +627,8 @@ func (s *Server) poll(ctx context.Context, sess *session) (*etsi.MSSStatusResp, 
 		if st.Status.StatusCode.Value != etsi.CodeOutstandingTransaction {
 			return st, nil
 		}
-		t.Reset(s.cfg.PollInterval)
+		wait = min(2*wait, s.cfg.PollInterval)
+		t.Reset(wait)
 	}
 }
 
