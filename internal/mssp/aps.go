@@ -25,6 +25,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -207,6 +208,8 @@ func checkCallbackURL(s string) error {
 // invalidates the entry. Wrong passwords are never remembered, and at most
 // half the CPUs verify bcrypt hashes at once, so that a flood of wrong
 // passwords leaves the others to requests that authenticate from the cache.
+// Requests with the same AP_ID and password that arrive while their
+// password is being verified wait for that one verification.
 type APs struct {
 	db   *store.DB
 	now  func() time.Time
@@ -220,8 +223,27 @@ type APs struct {
 
 	mu       sync.Mutex
 	verified map[[32]byte]verifiedPassword
+	checking map[checkKey]*passwordCheck // bcrypt verifications under way
 	buckets  map[string]*apBucket
 	rows     map[string]apRow // recently read APs, by ID
+
+	hashChecks atomic.Int64 // bcrypt verifications run, for tests
+}
+
+// checkKey names a password verification: the cache key and the AP's
+// version it is for.
+type checkKey struct {
+	key     [32]byte
+	version int64
+}
+
+// passwordCheck is a bcrypt verification that concurrent requests with
+// the same AP_ID and password wait for, rather than each running their
+// own: an AP's first requests after a start arrive together.
+type passwordCheck struct {
+	done    chan struct{}
+	ok      bool
+	aborted bool // the request running it was given up before the check ran
 }
 
 // apRow is an AP as read from the database, kept for apRowTTL so that
@@ -278,6 +300,7 @@ func NewAPs(db *store.DB, now func() time.Time, skew time.Duration) (*APs, error
 		cost:     bcrypt.DefaultCost,
 		slow:     make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2)),
 		verified: make(map[[32]byte]verifiedPassword),
+		checking: make(map[checkKey]*passwordCheck),
 		buckets:  make(map[string]*apBucket),
 	}
 	if _, err := rand.Read(a.salt[:]); err != nil {
@@ -658,24 +681,42 @@ func (a *APs) verifyPassword(ctx context.Context, apID, password string, hash []
 		return false
 	}
 	key := a.cacheKey(apID, password)
+	ck := checkKey{key, version}
 	a.mu.Lock()
 	v, ok := a.verified[key]
-	a.mu.Unlock()
 	// A hit is this AP's password (the apID comparison only guards against
 	// a mistake in the key); it is valid if no update has happened since.
 	if ok && v.apID == apID && v.version == version {
+		a.mu.Unlock()
 		return true
 	}
-	if !a.verifyHash(ctx, hash, password) {
-		return false
+	if c, ok := a.checking[ck]; ok {
+		a.mu.Unlock()
+		select {
+		case <-c.done:
+			if c.aborted {
+				return a.verifyPassword(ctx, apID, password, hash, version)
+			}
+			return c.ok
+		case <-ctx.Done():
+			return false
+		}
 	}
-	a.mu.Lock()
-	if len(a.verified) >= maxVerifiedPasswords {
-		clear(a.verified)
-	}
-	a.verified[key] = verifiedPassword{apID: apID, version: version}
+	c := &passwordCheck{done: make(chan struct{})}
+	a.checking[ck] = c
 	a.mu.Unlock()
-	return true
+	c.ok, c.aborted = a.verifyHash(ctx, hash, password)
+	a.mu.Lock()
+	delete(a.checking, ck)
+	if c.ok {
+		if len(a.verified) >= maxVerifiedPasswords {
+			clear(a.verified)
+		}
+		a.verified[key] = verifiedPassword{apID: apID, version: version}
+	}
+	a.mu.Unlock()
+	close(c.done)
+	return c.ok
 }
 
 // plausiblePassword reports whether password could be an AP's: no stored
@@ -685,15 +726,17 @@ func plausiblePassword(password string) bool {
 }
 
 // verifyHash compares password with a bcrypt hash, waiting for a free slot
-// among the concurrent verifications. It reports false when ctx ends first.
-func (a *APs) verifyHash(ctx context.Context, hash []byte, password string) bool {
+// among the concurrent verifications. aborted reports that ctx ended before
+// a slot was free, and so that nothing was compared.
+func (a *APs) verifyHash(ctx context.Context, hash []byte, password string) (ok, aborted bool) {
 	select {
 	case a.slow <- struct{}{}:
 	case <-ctx.Done():
-		return false
+		return false, true
 	}
 	defer func() { <-a.slow }()
-	return bcrypt.CompareHashAndPassword(hash, []byte(password)) == nil
+	a.hashChecks.Add(1)
+	return bcrypt.CompareHashAndPassword(hash, []byte(password)) == nil, false
 }
 
 // dummyHash returns a hash that no password matches, made once at the cost

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -1064,6 +1065,44 @@ func BenchmarkAuthenticate(b *testing.B) {
 			if _, err := a.Authenticate(context.Background(), cfg.ID, cfg.Password, certs); err != nil {
 				b.Error(err)
 				return
+			}
+		}
+	})
+}
+
+// TestAPsConcurrentFirstAuthentication checks that an AP's requests that
+// arrive together before its password is verified share one bcrypt
+// check, and that a wrong password still fails for each of them.
+func TestAPsConcurrentFirstAuthentication(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, db *store.DB) {
+		a := newTestAPs(t, db, newAPClock())
+		a.cost = bcrypt.DefaultCost // slow enough that the requests overlap
+		cfg := APConfig{AP: AP{ID: "http://bank.example/ap", Name: "Bank"}, Password: "a good password"}
+		if err := a.Add(t.Context(), cfg); err != nil {
+			t.Fatal(err)
+		}
+		for _, tt := range []struct {
+			password string
+			ok       bool
+		}{{"a wrong password", false}, {cfg.Password, true}} {
+			before := a.hashChecks.Load()
+			var wg sync.WaitGroup
+			var oks atomic.Int64
+			for range 32 {
+				wg.Go(func() {
+					if _, err := a.Authenticate(t.Context(), cfg.ID, tt.password, nil); err == nil {
+						oks.Add(1)
+					}
+				})
+			}
+			wg.Wait()
+			if want := map[bool]int64{true: 32, false: 0}[tt.ok]; oks.Load() != want {
+				t.Errorf("%d of 32 concurrent Authenticate(%q) succeeded, want %d", oks.Load(), tt.password, want)
+			}
+			// With two CPUs and 32 requests, sharing leaves far fewer
+			// checks than requests; without it there would be 32.
+			if n := a.hashChecks.Load() - before; n >= 16 {
+				t.Errorf("32 concurrent Authenticate(%q) ran %d bcrypt checks, want them to share", tt.password, n)
 			}
 		}
 	})
