@@ -78,7 +78,7 @@ func runBank(ctx context.Context, e *env, args []string) error {
 // with: the self-signed ones of rootsFile are roots, the others and those
 // of chainFile (if named) intermediates.
 func bankCAs(rootsFile, chainFile string) (roots, inter *x509.CertPool, err error) {
-	certs, err := readCertsFile(rootsFile)
+	certs, err := up.ReadCertsFile(rootsFile)
 	if err != nil {
 		return nil, nil, usagef("--ca-roots: %v", err)
 	}
@@ -96,7 +96,7 @@ func bankCAs(rootsFile, chainFile string) (roots, inter *x509.CertPool, err erro
 		return nil, nil, usagef("--ca-roots: %s holds no self-signed certificate", rootsFile)
 	}
 	if strings.TrimSpace(chainFile) != "" {
-		chain, err := readCertsFile(chainFile)
+		chain, err := up.ReadCertsFile(chainFile)
 		if err != nil {
 			return nil, nil, usagef("--ca-chain: %v", err)
 		}

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"mobileid/internal/up"
+
 	"bytes"
 	"context"
 	"crypto/ecdsa"
@@ -107,7 +109,7 @@ func TestBankCAs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	certs, _ := readCertsFile(path)
+	certs, _ := up.ReadCertsFile(path)
 	// The issuing CA chains to the root, so it was not taken for a root
 	// itself; the root is not among the intermediates.
 	if chains, err := certs[1].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter}); err != nil || len(chains[0]) != 2 {

@@ -146,7 +146,7 @@ func (f *caFlags) register(fs interface {
 func (f *caFlags) open(ctx context.Context, e *env, logger *slog.Logger, reg prometheus.Registerer) (*ca.CA, *ca.Keys, *store.DB, error) {
 	cfg := ca.Config{BaseURL: f.base}
 	if f.vendorRoots != "" {
-		roots, err := readCertsFile(f.vendorRoots)
+		roots, err := up.ReadCertsFile(f.vendorRoots)
 		if err != nil {
 			return nil, nil, nil, usagef("--vendor-roots: %v", err)
 		}

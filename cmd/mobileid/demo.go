@@ -57,7 +57,7 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	if err := d.getJSON(ctx, d.console+"/api/urls", &d.urls); err != nil {
 		return fmt.Errorf("is mobileid up running? %w", err)
 	}
-	d.root, err = readCertsFile(filepath.Join(*data, "ca", "root.pem"))
+	d.root, err = up.ReadCertsFile(filepath.Join(*data, "ca", "root.pem"))
 	if err != nil {
 		return err
 	}

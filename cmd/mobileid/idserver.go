@@ -144,11 +144,11 @@ func runIDServer(ctx context.Context, e *env, args []string) error {
 	if apPwd == "" {
 		return usagef("no AP password: set $MOBILEID_AP_PASSWORD")
 	}
-	roots, err := readCertsFile(*caRoots)
+	roots, err := up.ReadCertsFile(*caRoots)
 	if err != nil {
 		return usagef("--ca-roots: %v", err)
 	}
-	chain, err := readCertsFile(*caChain)
+	chain, err := up.ReadCertsFile(*caChain)
 	if err != nil {
 		return usagef("--ca-chain: %v", err)
 	}

@@ -2,20 +2,13 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/hex"
-	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -273,39 +266,11 @@ func runMSSPAPList(ctx context.Context, e *env, args []string) error {
 }
 
 func readCertFile(path string) (*x509.Certificate, error) {
-	certs, err := readCertsFile(path)
+	certs, err := up.ReadCertsFile(path)
 	if err != nil {
 		return nil, err
 	}
 	return certs[0], nil
-}
-
-// readCertsFile reads every PEM certificate of a file.
-func readCertsFile(path string) ([]*x509.Certificate, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	var out []*x509.Certificate
-	for {
-		var blk *pem.Block
-		blk, b = pem.Decode(b)
-		if blk == nil {
-			break
-		}
-		if blk.Type != "CERTIFICATE" {
-			continue
-		}
-		c, err := x509.ParseCertificate(blk.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
-		out = append(out, c)
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("%s: no PEM certificate", path)
-	}
-	return out, nil
 }
 
 func certPool(certs []*x509.Certificate) *x509.CertPool {
@@ -352,11 +317,11 @@ func runMSSP(ctx context.Context, e *env, args []string) error {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(*gcPercent)
 	}
-	roots, err := readCertsFile(*caRoots)
+	roots, err := up.ReadCertsFile(*caRoots)
 	if err != nil {
 		return usagef("--ca-roots: %v", err)
 	}
-	chain, err := readCertsFile(*caChain)
+	chain, err := up.ReadCertsFile(*caChain)
 	if err != nil {
 		return usagef("--ca-chain: %v", err)
 	}
@@ -370,7 +335,7 @@ func runMSSP(ctx context.Context, e *env, args []string) error {
 		},
 	}
 	if *vendorRoots != "" {
-		vr, err := readCertsFile(*vendorRoots)
+		vr, err := up.ReadCertsFile(*vendorRoots)
 		if err != nil {
 			return usagef("--vendor-roots: %v", err)
 		}
@@ -398,7 +363,7 @@ func runMSSP(ctx context.Context, e *env, args []string) error {
 	}
 	tlsCfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, ClientAuth: tls.RequestClientCert}
 	if *clientCA != "" {
-		cas, err := readCertsFile(*clientCA)
+		cas, err := up.ReadCertsFile(*clientCA)
 		if err != nil {
 			return usagef("--client-ca: %v", err)
 		}
@@ -496,7 +461,7 @@ func serverCert(e *env, certFile, keyFile, listen string) (tls.Certificate, erro
 	_, errC := os.Stat(certFile)
 	_, errK := os.Stat(keyFile)
 	if errors.Is(errC, os.ErrNotExist) && errors.Is(errK, os.ErrNotExist) {
-		if err := writeSelfSigned(certFile, keyFile, listen); err != nil {
+		if err := up.WriteSelfSignedTLS(certFile, keyFile, listen); err != nil {
 			return tls.Certificate{}, fmt.Errorf("make a TLS certificate: %w", err)
 		}
 		fmt.Fprintf(e.stderr, "wrote a self-signed TLS certificate to %s\n", certFile)
@@ -506,47 +471,6 @@ func serverCert(e *env, certFile, keyFile, listen string) (tls.Certificate, erro
 		return tls.Certificate{}, usagef("TLS certificate: %v", err)
 	}
 	return c, nil
-}
-
-func writeSelfSigned(certFile, keyFile, listen string) error {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return err
-	}
-	serial := make([]byte, 16)
-	rand.Read(serial)
-	tmpl := &x509.Certificate{
-		SerialNumber: new(big.Int).SetBytes(serial),
-		Subject:      pkix.Name{CommonName: "mobileid MSSP (self-signed " + hex.EncodeToString(serial[:4]) + ")"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().AddDate(2, 0, 0),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		DNSNames:     []string{"localhost"},
-		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("::1")},
-	}
-	if host, _, err := net.SplitHostPort(listen); err == nil && host != "" {
-		if ip := net.ParseIP(host); ip != nil {
-			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
-		} else {
-			tmpl.DNSNames = append(tmpl.DNSNames, host)
-		}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		return err
-	}
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(certFile), 0o700); err != nil {
-		return err
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
-		return err
-	}
-	return os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
 }
 
 // pruneTransIDs forgets, every hour, the AP_TransIDs older than

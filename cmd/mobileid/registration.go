@@ -116,7 +116,7 @@ func runRegistration(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	if *caChain != "" {
-		chain, err := readCertsFile(*caChain)
+		chain, err := up.ReadCertsFile(*caChain)
 		if err != nil {
 			return usagef("--ca-chain: %v", err)
 		}
@@ -218,7 +218,7 @@ func (f *msspFlagsAP) register(fs *flag.FlagSet) {
 func (f *msspFlagsAP) client(timeout time.Duration) (*etsiclient.Client, error) {
 	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12}
 	if f.caFile != "" {
-		certs, err := readCertsFile(f.caFile)
+		certs, err := up.ReadCertsFile(f.caFile)
 		if err != nil {
 			return nil, usagef("--mssp-ca: %v", err)
 		}

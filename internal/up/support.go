@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,8 +23,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// readPEMCerts reads the certificates of a PEM file.
-func readPEMCerts(path string) ([]*x509.Certificate, error) {
+// ReadCertsFile reads every PEM certificate of a file.
+func ReadCertsFile(path string) ([]*x509.Certificate, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
@@ -44,32 +46,24 @@ func readPEMCerts(path string) ([]*x509.Certificate, error) {
 		out = append(out, c)
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("%s holds no certificate", path)
+		return nil, fmt.Errorf("%s: no PEM certificate", path)
 	}
 	return out, nil
 }
 
-// loadOrMakeTLS loads the MSSP's TLS certificate, making a self-signed
-// one for the loopback addresses and addr when there is none: a laptop
-// runs without a PKI. A deployment configures its own (docs/deploy.md).
-func loadOrMakeTLS(certFile, keyFile, addr string) (tls.Certificate, error) {
-	if _, err := os.Stat(certFile); errors.Is(err, os.ErrNotExist) {
-		if err := writeSelfSigned(certFile, keyFile, addr); err != nil {
-			return tls.Certificate{}, err
-		}
-	}
-	return tls.LoadX509KeyPair(certFile, keyFile)
-}
-
-func writeSelfSigned(certFile, keyFile, addr string) error {
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+// WriteSelfSignedTLS writes a self-signed TLS server certificate and its
+// key (mode 0600) for the loopback addresses and the host of listen, so
+// that a laptop runs without a PKI; a deployment configures its own.
+func WriteSelfSignedTLS(certFile, keyFile, listen string) error {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return err
 	}
-	serial, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	serial := make([]byte, 16)
+	rand.Read(serial)
 	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: "mobileid MSSP (self-signed)"},
+		SerialNumber: new(big.Int).SetBytes(serial),
+		Subject:      pkix.Name{CommonName: "mobileid MSSP (self-signed " + hex.EncodeToString(serial[:4]) + ")"},
 		NotBefore:    time.Now().Add(-time.Hour),
 		NotAfter:     time.Now().AddDate(2, 0, 0),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
@@ -77,25 +71,40 @@ func writeSelfSigned(certFile, keyFile, addr string) error {
 		DNSNames:     []string{"localhost"},
 		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("::1")},
 	}
-	if host, _, err := net.SplitHostPort(addr); err == nil {
+	if host, _, err := net.SplitHostPort(listen); err == nil && host != "" {
 		if ip := net.ParseIP(host); ip != nil {
 			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
-		} else if host != "" {
+		} else {
 			tmpl.DNSNames = append(tmpl.DNSNames, host)
 		}
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, k.Public(), k)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
 	if err != nil {
 		return err
 	}
-	kder, err := x509.MarshalPKCS8PrivateKey(k)
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(certFile), 0o700); err != nil {
 		return err
 	}
 	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
 		return err
 	}
 	return os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+}
+
+// loadOrMakeTLS loads the MSSP's TLS certificate, making a self-signed
+// one for the loopback addresses and addr when there is none: a laptop
+// runs without a PKI. A deployment configures its own (docs/deploy.md).
+func loadOrMakeTLS(certFile, keyFile, addr string) (tls.Certificate, error) {
+	if _, err := os.Stat(certFile); errors.Is(err, os.ErrNotExist) {
+		if err := WriteSelfSignedTLS(certFile, keyFile, addr); err != nil {
+			return tls.Certificate{}, err
+		}
+	}
+	return tls.LoadX509KeyPair(certFile, keyFile)
 }
 
 // NewRegistry returns a Prometheus registry with the Go runtime's and the

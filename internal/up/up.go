@@ -332,7 +332,7 @@ func (s *System) start(ctx context.Context, lns []listener) error {
 			return fmt.Errorf("SIM factory: %w", err)
 		}
 	}
-	vendor, err := readPEMCerts(filepath.Join(simDir, simfactory.VendorCertFile))
+	vendor, err := ReadCertsFile(filepath.Join(simDir, simfactory.VendorCertFile))
 	if err != nil {
 		return fmt.Errorf("SIM vendor CA: %w", err)
 	}
